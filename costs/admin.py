@@ -1,0 +1,76 @@
+from django.contrib import admin
+
+from costs import services
+from costs.models import AllocationRule, BillingImport, CostRow, TagSet
+
+
+@admin.register(BillingImport)
+class BillingImportAdmin(admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "file_name",
+        "detected_format",
+        "status",
+        "rows_read",
+        "rows_stored",
+        "created_at",
+    )
+    list_filter = ("status", "detected_format")
+    readonly_fields = [f.name for f in BillingImport._meta.fields]
+
+
+@admin.register(AllocationRule)
+class AllocationRuleAdmin(admin.ModelAdmin):
+    list_display = ("priority", "tag_key", "tag_values", "business_unit", "is_active")
+    list_filter = ("is_active", "business_unit")
+    list_select_related = ("business_unit",)
+    ordering = ("priority", "pk")
+
+    def save_model(self, request, obj, form, change):
+        services.allocation_rule_save(
+            rule=obj,
+            business_unit=obj.business_unit,
+            tag_key=obj.tag_key,
+            tag_values=obj.tag_values,
+            priority=obj.priority,
+            is_active=obj.is_active,
+            description=obj.description,
+            by=request.user,
+        )
+
+    def delete_model(self, request, obj):
+        services.allocation_rule_delete(rule=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        queryset.delete()
+        services.allocation_apply()
+
+
+@admin.register(TagSet)
+class TagSetAdmin(admin.ModelAdmin):
+    list_display = ("pk", "__str__", "business_unit", "rule")
+    list_filter = ("business_unit",)
+    list_select_related = ("business_unit", "rule__business_unit")
+    readonly_fields = ("digest", "tags", "business_unit", "rule")
+
+
+@admin.register(CostRow)
+class CostRowAdmin(admin.ModelAdmin):
+    list_display = (
+        "usage_date",
+        "service_name",
+        "sub_account_id",
+        "charge_category",
+        "billed_cost",
+        "currency",
+    )
+    list_filter = ("source", "charge_category", "currency", "billing_period")
+    search_fields = ("resource_id", "service_name", "sub_account_id")
+    list_select_related = ("tag_set",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,223 @@
+"""Billing file -> daily cost rows ready to store. Pure: polars and plain data, no ORM.
+
+``prepare`` reads a file, detects or checks its format, runs the adapter, validates what
+every import needs (currency, account, tags), and aggregates to the daily grain of
+DESIGN.md §3: one row per (account, resource, SKU, tag set, charge category, usage day).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+
+from costs.sources import aws_cur, azure_export, focus, gcp_export
+from costs.sources.base import LINE, BillingFileError, ParsedCharges, SourceTable
+from costs.sources.reader import read_table
+
+ADAPTERS = {
+    focus.FORMAT: focus,
+    aws_cur.FORMAT: aws_cur,
+    gcp_export.FORMAT: gcp_export,
+    azure_export.FORMAT: azure_export,
+}
+FORMATS = ("auto", *ADAPTERS)
+
+GROUP_KEYS = (
+    "provider",
+    "billing_account_id",
+    "sub_account_id",
+    "billing_period",
+    "usage_date",
+    "charge_category",
+    "service_name",
+    "service_category",
+    "resource_id",
+    "sku_id",
+    "region",
+    "pricing_unit",
+    "tag_digest",
+    "currency",
+)
+AMOUNTS = ("billed_cost", "effective_cost", "list_cost", "quantity")
+NAMES = ("billing_account_name", "sub_account_name", "resource_name")
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class PreparedImport:
+    """A parsed, validated, aggregated billing file."""
+
+    format: str
+    daily: pl.DataFrame
+    tag_sets: dict[str, dict[str, str]]
+    rows_read: int
+    billed_totals: dict[str, Decimal]
+    period_totals: dict[str, dict[str, Decimal]]
+    slices: list[tuple[str, str]]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def billing_periods(self) -> list[str]:
+        return sorted({period[:7] for _, period in self.slices})
+
+    @property
+    def billing_accounts(self) -> list[str]:
+        return sorted({account for account, _ in self.slices})
+
+
+def detect(table: SourceTable) -> str:
+    """Name the format whose signature columns the header carries."""
+    columns = set(table.columns_lower())
+    for fmt, adapter in ADAPTERS.items():
+        if adapter.matches(columns):
+            return fmt
+    shown = ", ".join(list(table.frame.columns)[1:8])
+    raise table.error(
+        "cannot tell which billing format this is",
+        line=1,
+        hint=(
+            f"the header starts {shown} …; expected FOCUS (BilledCost, ChargePeriodStart), "
+            "AWS CUR (lineItem/UnblendedCost or line_item_unblended_cost), the GCP BigQuery "
+            "export (billing_account_id, cost, invoice.month) or an Azure cost export "
+            "(BillingAccountId, Date, Cost/CostInBillingCurrency); or pass --format"
+        ),
+    )
+
+
+def canonical_tags(tags: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Trim keys and values, sort, and digest: the identity of a tag set."""
+    clean: dict[str, str] = {}
+    for key, value in tags.items():
+        key = key.strip()
+        if key and key not in clean:
+            clean[key] = value.strip()
+    ordered = dict(sorted(clean.items()))
+    text = json.dumps(ordered, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(), ordered
+
+
+def _attach_tag_sets(
+    table: SourceTable, parsed: ParsedCharges
+) -> tuple[pl.DataFrame, dict[str, dict[str, str]]]:
+    """Parse each distinct tags text once and replace the column by the tag-set digest."""
+    frame = parsed.frame
+    distinct = frame.select(pl.col("tags"), pl.col(LINE)).group_by("tags").agg(pl.col(LINE).min())
+    digests: list[str] = []
+    tag_sets: dict[str, dict[str, str]] = {}
+    for raw, line in distinct.iter_rows():
+        try:
+            tags = parsed.tag_parser(raw) if raw else {}
+        except (ValueError, SyntaxError) as exc:
+            raise table.error(
+                f"tags cannot be read: {exc}",
+                line=line,
+                column="Tags",
+                hint='tags must be a key/value object such as {"team": "research"}',
+            ) from exc
+        digest, clean = canonical_tags(tags)
+        digests.append(digest)
+        tag_sets[digest] = clean
+    lookup = distinct.select(pl.col("tags"), pl.Series("tag_digest", digests, dtype=pl.String))
+    frame = frame.join(lookup, on="tags", how="left", nulls_equal=True).drop("tags")
+    return frame, tag_sets
+
+
+def _validate(table: SourceTable, frame: pl.DataFrame) -> None:
+    checks = [
+        (
+            ~pl.col("currency").str.contains(r"^[A-Z]{3}$"),
+            "currency",
+            "the billing currency is not a 3-letter ISO 4217 code",
+        ),
+        (pl.col("billing_account_id") == "", "billing account", "the billing account is empty"),
+        (pl.col("billing_period").is_null(), "billing period", "the billing period is empty"),
+        (pl.col("usage_date").is_null(), "usage date", "the usage date is empty"),
+    ]
+    for bad, column, message in checks:
+        hit = frame.filter(bad).head(1)
+        if hit.height:
+            raise table.error(message, line=int(hit[LINE][0]), column=column)
+
+
+def _decimal_totals(frame: pl.DataFrame, by: list[str]) -> list[tuple]:
+    return frame.group_by(by).agg(pl.col("billed_cost").sum()).sort(by).rows()
+
+
+def prepare(
+    path: Path,
+    *,
+    fmt: str = "auto",
+    display_name: str | None = None,
+    progress: Progress | None = None,
+) -> PreparedImport:
+    """Read, check and aggregate one billing file. Raises ``BillingFileError`` on bad input."""
+    report = progress or (lambda stage, percent: None)
+    if fmt not in FORMATS:
+        raise BillingFileError(
+            f"unknown format {fmt!r}", file=display_name or path.name, hint=f"use {FORMATS}"
+        )
+    report("reading", 5)
+    table = read_table(path, display_name=display_name)
+    chosen = detect(table) if fmt == "auto" else fmt
+    if fmt != "auto" and not ADAPTERS[fmt].matches(set(table.columns_lower())):
+        raise table.error(
+            f"the header does not look like {fmt}",
+            line=1,
+            hint=f"this looks like {_guess(table)}; use --format auto",
+        )
+    report("parsing", 25)
+    parsed = ADAPTERS[chosen].parse(table)
+    rows_read = table.frame.height
+    if parsed.frame.height == 0:
+        raise table.error("no charge lines left after reading", hint="is this the right file?")
+    _validate(table, parsed.frame)
+    report("grouping tags", 50)
+    frame, tag_sets = _attach_tag_sets(table, parsed)
+    report("aggregating", 65)
+    daily = (
+        frame.lazy()
+        .group_by(list(GROUP_KEYS))
+        .agg(
+            *[pl.col(a).sum() for a in AMOUNTS],
+            *[pl.col(n).max() for n in NAMES],
+        )
+        .sort("billing_period", "usage_date", "billing_account_id")
+        .collect()
+    )
+    totals: dict[str, Decimal] = {}
+    for currency, amount in _decimal_totals(frame, ["currency"]):
+        totals[currency] = Decimal(amount)
+    period_totals: dict[str, dict[str, Decimal]] = {}
+    for period, currency, amount in _decimal_totals(frame, ["billing_period", "currency"]):
+        period_totals.setdefault(period.strftime("%Y-%m"), {})[currency] = Decimal(amount)
+    slices = [
+        (account, period.strftime("%Y-%m-%d"))
+        for account, period in daily.select("billing_account_id", "billing_period")
+        .unique()
+        .sort("billing_account_id", "billing_period")
+        .rows()
+    ]
+    return PreparedImport(
+        format=chosen,
+        daily=daily,
+        tag_sets=tag_sets,
+        rows_read=rows_read,
+        billed_totals=totals,
+        period_totals=period_totals,
+        slices=slices,
+        warnings=parsed.warnings,
+    )
+
+
+def _guess(table: SourceTable) -> str:
+    try:
+        return detect(table)
+    except BillingFileError:
+        return "no known format"

@@ -1,0 +1,345 @@
+"""Read queries for costs, scoped to what the person may see.
+
+Every page, API endpoint and export reads costs through these functions, so the rule
+"a person without finance or admin role sees only their own business units" is written once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Count, DecimalField, F, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+
+from costs.models import BillingImport, CostRow, TagSet
+from governance.models import BusinessUnit, User
+from governance.money import money_distribute, money_round
+
+UNALLOCATED = "UNALLOCATED"
+BASES = {"billed": "billed_cost", "effective": "effective_cost", "list": "list_cost"}
+ZERO = Decimal(0)
+
+
+def month_parse(value: str) -> dt.date:
+    """``2026-10`` -> 2026-10-01; raises ValueError with a readable message."""
+    try:
+        parsed = dt.datetime.strptime(value.strip(), "%Y-%m")  # noqa: DTZ007 - a date, no time
+    except (AttributeError, ValueError) as exc:
+        raise ValueError(f"month {value!r} is not in the form YYYY-MM, e.g. 2026-10") from exc
+    return parsed.date()
+
+
+def basis_field(basis: str) -> str:
+    try:
+        return BASES[basis]
+    except KeyError as exc:
+        raise ValueError(f"basis {basis!r} is not one of {', '.join(BASES)}") from exc
+
+
+def cost_row_list(*, user: User | None) -> QuerySet[CostRow]:
+    """Cost rows the person may read; ``user=None`` is the organisation-wide system view."""
+    rows = CostRow.objects.select_related("tag_set__business_unit")
+    if user is None or user.sees_all_business_units:
+        return rows
+    return rows.filter(tag_set__business_unit__in=user.scoped_business_unit_ids)
+
+
+def sees_unallocated(user: User | None) -> bool:
+    return user is None or user.sees_all_business_units
+
+
+@dataclass
+class ChargebackLine:
+    """One business unit's share of a month in one currency, rounded to the minor unit."""
+
+    code: str
+    name: str
+    amount: Decimal
+    by_service: dict[str, Decimal] = field(default_factory=dict)
+    by_charge_category: dict[str, Decimal] = field(default_factory=dict)
+    business_unit_id: int | None = None
+
+
+@dataclass
+class CurrencyChargeback:
+    currency: str
+    total: Decimal
+    lines: list[ChargebackLine]
+    invoice_total: Decimal | None = None
+
+    @property
+    def reconciles(self) -> bool:
+        return sum((line.amount for line in self.lines), ZERO) == self.total
+
+    @property
+    def unallocated(self) -> Decimal:
+        return next((line.amount for line in self.lines if line.code == UNALLOCATED), ZERO)
+
+    @property
+    def unallocated_percent(self) -> Decimal:
+        if not self.total:
+            return ZERO
+        return (self.unallocated / self.total * 100).quantize(Decimal("0.1"))
+
+
+@dataclass
+class Chargeback:
+    month: dt.date
+    basis: str
+    currencies: dict[str, CurrencyChargeback]
+    complete: bool = True
+
+    def as_dict(self) -> dict:
+        """The stable JSON shape integrations read (amounts as decimal strings)."""
+        return {
+            "month": self.month.strftime("%Y-%m"),
+            "basis": self.basis,
+            "complete": self.complete,
+            "currencies": {
+                code: {
+                    "total": str(cur.total),
+                    "business_units": {line.code: str(line.amount) for line in cur.lines},
+                    "detail": {
+                        line.code: {
+                            "name": line.name,
+                            "by_charge_category": {
+                                k: str(v) for k, v in line.by_charge_category.items()
+                            },
+                            "by_service": {k: str(v) for k, v in line.by_service.items()},
+                        }
+                        for line in cur.lines
+                    },
+                }
+                for code, cur in self.currencies.items()
+            },
+        }
+
+
+def chargeback_get(*, user: User | None, month: dt.date, basis: str = "billed") -> Chargeback:
+    """The month's cost per business unit and currency, reconciled to the cent.
+
+    Rounding is done over the whole organisation (every BU plus Unallocated) so each BU's
+    amount is the same number whoever looks; a scoped person then sees only their lines.
+    """
+    amount_field = basis_field(basis)
+    grouped = (
+        CostRow.objects.filter(billing_period=month)
+        .values("currency", "tag_set__business_unit", "service_name", "charge_category")
+        .annotate(amount=Sum(amount_field))
+        .order_by()
+    )
+    exact: dict[str, dict[int | None, dict[tuple[str, str], Decimal]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    for row in grouped:
+        bucket = exact[row["currency"]][row["tag_set__business_unit"]]
+        key = (row["service_name"], row["charge_category"])
+        bucket[key] = bucket.get(key, ZERO) + (row["amount"] or ZERO)
+
+    units = {bu.pk: bu for bu in BusinessUnit.objects.all()}
+    visible = None if sees_unallocated(user) else user.scoped_business_unit_ids
+    currencies: dict[str, CurrencyChargeback] = {}
+    for currency in sorted(exact):
+        per_unit = exact[currency]
+        unit_totals = money_distribute(
+            {bu: sum(parts.values(), ZERO) for bu, parts in per_unit.items()}, currency
+        )
+        lines = []
+        for bu_id, parts in per_unit.items():
+            if visible is not None and bu_id not in visible:
+                continue
+            services: dict[str, Decimal] = defaultdict(lambda: ZERO)
+            categories: dict[str, Decimal] = defaultdict(lambda: ZERO)
+            for (service, category), amount in parts.items():
+                services[service or "(no service)"] += amount
+                categories[category] += amount
+            line = ChargebackLine(
+                code=units[bu_id].code if bu_id else UNALLOCATED,
+                name=units[bu_id].name if bu_id else "Unallocated",
+                business_unit_id=bu_id,
+                amount=unit_totals[bu_id],
+                by_service=_distribute_to(unit_totals[bu_id], services, currency),
+                by_charge_category=_distribute_to(unit_totals[bu_id], categories, currency),
+            )
+            lines.append(line)
+        lines.sort(key=lambda line: (line.code == UNALLOCATED, -line.amount, line.code))
+        total = (
+            money_round(sum((sum(p.values(), ZERO) for p in per_unit.values()), ZERO), currency)
+            if visible is None
+            else sum((line.amount for line in lines), ZERO)
+        )
+        currencies[currency] = CurrencyChargeback(currency=currency, total=total, lines=lines)
+    return Chargeback(month=month, basis=basis, currencies=currencies, complete=visible is None)
+
+
+def _distribute_to(total: Decimal, parts: dict[str, Decimal], currency: str) -> dict[str, Decimal]:
+    """Split a rounded total over exact parts so the rounded parts add up to it."""
+    rounded = money_distribute(parts, currency)
+    drift = total - sum(rounded.values(), ZERO)
+    if drift and rounded:
+        largest = max(rounded, key=lambda k: abs(parts[k]))
+        rounded[largest] += drift
+    return dict(sorted(rounded.items(), key=lambda kv: -abs(kv[1])))
+
+
+def chargeback_months(*, user: User | None) -> list[dt.date]:
+    """Billing periods that hold costs, newest first."""
+    return list(
+        cost_row_list(user=user)
+        .order_by("-billing_period")
+        .values_list("billing_period", flat=True)
+        .distinct()
+    )
+
+
+def chargeback_daily(
+    *, user: User | None, month: dt.date, basis: str = "billed"
+) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
+    """currency -> business-unit code -> usage day -> exact amount, for the daily chart."""
+    rows = (
+        cost_row_list(user=user)
+        .filter(billing_period=month)
+        .values("currency", "tag_set__business_unit__code", "usage_date")
+        .annotate(amount=Sum(basis_field(basis)))
+        .order_by("usage_date")
+    )
+    out: dict[str, dict[str, dict[dt.date, Decimal]]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        code = row["tag_set__business_unit__code"] or UNALLOCATED
+        out[row["currency"]][code][row["usage_date"]] = row["amount"] or ZERO
+    return out
+
+
+def chargeback_resources(
+    *,
+    user: User | None,
+    month: dt.date,
+    basis: str,
+    business_unit: BusinessUnit | None,
+    service: str,
+    limit: int = 200,
+) -> list[dict]:
+    """Resources behind one business unit's service line, largest first."""
+    rows = cost_row_list(user=user).filter(billing_period=month)
+    rows = (
+        rows.filter(tag_set__business_unit=business_unit)
+        if business_unit
+        else rows.filter(tag_set__business_unit__isnull=True)
+    )
+    rows = rows.filter(service_name="" if service == "(no service)" else service)
+    return list(
+        rows.values("currency", "resource_id", "sub_account_id", "region")
+        .annotate(amount=Sum(basis_field(basis)), days=Count("usage_date", distinct=True))
+        .order_by("-amount")[:limit]
+    )
+
+
+GROUPINGS = {
+    "business_unit": "tag_set__business_unit__code",
+    "service": "service_name",
+    "service_category": "service_category",
+    "account": "sub_account_id",
+    "billing_account": "billing_account_id",
+    "provider": "provider",
+    "region": "region",
+    "charge_category": "charge_category",
+    "usage_date": "usage_date",
+    "billing_period": "billing_period",
+    "resource": "resource_id",
+    "sku": "sku_id",
+}
+
+
+def cost_summary(*, rows: QuerySet[CostRow], group_by: str, basis: str = "billed") -> QuerySet:
+    """Filtered cost rows grouped by one dimension and currency, largest first."""
+    column = GROUPINGS[group_by]
+    amount = basis_field(basis)
+    ordering = [column] if group_by in {"usage_date", "billing_period"} else ["-amount"]
+    return (
+        rows.values(key=F(column), currency=F("currency"))
+        .annotate(
+            amount=Coalesce(Sum(amount), Value(ZERO), output_field=DecimalField()),
+            rows=Count("pk"),
+        )
+        .order_by(*ordering, "currency")
+    )
+
+
+def billing_import_list(*, user: User | None) -> QuerySet[BillingImport]:
+    imports = BillingImport.objects.select_related("created_by")
+    if user is None or user.manages_costs:
+        return imports
+    return imports.none()
+
+
+def unallocated_by_tag(*, month: dt.date | None, basis: str = "billed") -> list[dict]:
+    """What carries Unallocated: each tag set with its tags and amount, largest first."""
+    rows = CostRow.objects.filter(tag_set__business_unit__isnull=True)
+    if month:
+        rows = rows.filter(billing_period=month)
+    grouped = (
+        rows.values("tag_set", "currency")
+        .annotate(amount=Sum(basis_field(basis)), rows=Count("pk"))
+        .order_by("-amount")
+    )
+    grouped = list(grouped[:500])
+    tag_sets = TagSet.objects.in_bulk([g["tag_set"] for g in grouped])
+    services = defaultdict(set)
+    for tag_set_id, service in (
+        rows.filter(tag_set__in=list(tag_sets))
+        .values_list("tag_set", "service_name")
+        .distinct()[:5000]
+    ):
+        services[tag_set_id].add(service)
+    for group in grouped:
+        tag_set = tag_sets[group["tag_set"]]
+        group["tags"] = tag_set.tags
+        group["services"] = sorted(s for s in services[tag_set.pk] if s)[:5]
+    return grouped
+
+
+def unallocated_by_key(*, month: dt.date | None, basis: str = "billed") -> list[dict]:
+    """Unallocated grouped by each tag key=value it carries (a row with two tags counts twice)."""
+    out: dict[tuple[str, str, str], dict] = {}
+    for group in unallocated_by_tag(month=month, basis=basis):
+        pairs = list(group["tags"].items()) or [("(untagged)", "")]
+        for key, value in pairs:
+            slot = out.setdefault(
+                (key, value, group["currency"]),
+                {
+                    "key": key,
+                    "value": value,
+                    "currency": group["currency"],
+                    "amount": ZERO,
+                    "rows": 0,
+                    "services": set(),
+                },
+            )
+            slot["amount"] += group["amount"] or ZERO
+            slot["rows"] += group["rows"]
+            slot["services"].update(group["services"])
+    items = sorted(out.values(), key=lambda s: -s["amount"])
+    for item in items:
+        item["services"] = sorted(item["services"])[:5]
+    return items
+
+
+def monthly_by_unit(
+    *, user: User | None, months: list[dt.date], basis: str = "billed"
+) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
+    """currency -> business-unit code -> billing month -> exact amount (dashboard trend)."""
+    rows = (
+        cost_row_list(user=user)
+        .filter(billing_period__in=months)
+        .values("currency", "tag_set__business_unit__code", "billing_period")
+        .annotate(amount=Sum(basis_field(basis)))
+        .order_by("billing_period")
+    )
+    out: dict[str, dict[str, dict[dt.date, Decimal]]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        code = row["tag_set__business_unit__code"] or UNALLOCATED
+        out[row["currency"]][code][row["billing_period"]] = row["amount"] or ZERO
+    return out

@@ -1,0 +1,400 @@
+"""Every write that matters for costs: billing imports, tag sets, allocation rules."""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import yaml
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import connection, transaction
+from django.utils import timezone
+
+from costs import allocation
+from costs.ingest import FORMATS, PreparedImport, prepare
+from costs.models import AllocationRule, BillingImport, CostRow, ImportStatus, TagSet
+from governance.exceptions import DomainError, PermissionDeniedError
+from governance.models import BusinessUnit, User
+
+logger = logging.getLogger(__name__)
+
+_COPY_COLUMNS = (
+    "billing_import_id",
+    "source",
+    "provider",
+    "billing_account_id",
+    "billing_account_name",
+    "sub_account_id",
+    "sub_account_name",
+    "billing_period",
+    "usage_date",
+    "charge_category",
+    "service_name",
+    "service_category",
+    "resource_id",
+    "resource_name",
+    "sku_id",
+    "region",
+    "pricing_unit",
+    "tag_set_id",
+    "currency",
+    "billed_cost",
+    "effective_cost",
+    "list_cost",
+    "quantity",
+)
+_STORAGE_DECIMAL = pl.Decimal(24, 10)
+
+
+def _require_cost_manager(by: User | None) -> None:
+    if by is not None and not by.manages_costs:
+        raise PermissionDeniedError("Only finance and platform admins may import billing data.")
+
+
+# --- Billing imports --------------------------------------------------------------------------
+
+
+def billing_import_create(
+    *, uploaded_file: UploadedFile, fmt: str = "auto", by: User
+) -> BillingImport:
+    """Keep an uploaded file and queue its import; the task runs after the commit."""
+    _require_cost_manager(by)
+    if fmt not in FORMATS:
+        raise DomainError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    max_bytes = settings.CAPGOV_MAX_UPLOAD_MB * 1024 * 1024
+    if uploaded_file.size and uploaded_file.size > max_bytes:
+        raise DomainError(
+            f"{uploaded_file.name} is larger than {settings.CAPGOV_MAX_UPLOAD_MB} MB; "
+            "use `manage.py import_billing` for files this size."
+        )
+    folder = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
+    folder.mkdir(parents=True, exist_ok=True)
+    safe_name = Path(uploaded_file.name or "upload").name
+    target = folder / safe_name
+    with target.open("wb") as fh:
+        for chunk in uploaded_file.chunks():
+            fh.write(chunk)
+    billing_import = BillingImport.objects.create(
+        requested_format=fmt, file_name=safe_name, file_path=str(target), created_by=by
+    )
+    from costs.tasks import billing_import_run_task
+
+    transaction.on_commit(lambda: billing_import_run_task.delay(billing_import.pk))
+    return billing_import
+
+
+def billing_import(
+    *, path: Path, fmt: str = "auto", by: User | None = None, display_name: str | None = None
+) -> BillingImport:
+    """Import a file now (command line, demo seeding, benchmarks); returns the record."""
+    _require_cost_manager(by)
+    billing_import = BillingImport.objects.create(
+        requested_format=fmt,
+        file_name=display_name or path.name,
+        file_path=str(path),
+        created_by=by,
+    )
+    return billing_import_run(billing_import=billing_import)
+
+
+def _progress(billing_import: BillingImport):
+    def report(stage: str, percent: int) -> None:
+        billing_import.stage, billing_import.progress = stage, percent
+        # Outside the storing transaction, so the upload page sees it while we work.
+        BillingImport.objects.filter(pk=billing_import.pk).update(stage=stage, progress=percent)
+
+    return report
+
+
+def billing_import_run(*, billing_import: BillingImport) -> BillingImport:
+    """Parse, aggregate and store one import atomically; record success or the failure.
+
+    A failure leaves the database as it was before the import (bar the import record, which
+    says what went wrong), so a bad file never half-replaces a good month.
+    """
+    if billing_import.is_finished:
+        return billing_import
+    started = timezone.now()
+    BillingImport.objects.filter(pk=billing_import.pk).update(
+        status=ImportStatus.RUNNING, started_at=started, error=""
+    )
+    billing_import.status, billing_import.started_at = ImportStatus.RUNNING, started
+    report = _progress(billing_import)
+    try:
+        prepared = prepare(
+            Path(billing_import.file_path),
+            fmt=billing_import.requested_format,
+            display_name=billing_import.file_name,
+            progress=report,
+        )
+        report("storing", 80)
+        with transaction.atomic():
+            rows_stored = _store(billing_import=billing_import, prepared=prepared)
+    except DomainError as exc:
+        return _finish_failed(billing_import, exc.message)
+    except Exception as exc:  # the record must say the import failed, whatever the cause
+        logger.exception("billing import %s crashed", billing_import.pk)
+        return _finish_failed(billing_import, f"{billing_import.file_name}: internal error ({exc})")
+    billing_import.refresh_from_db()
+    logger.info(
+        "billing import %s stored %s rows from %s",
+        billing_import.pk,
+        rows_stored,
+        billing_import.file_name,
+    )
+    return billing_import
+
+
+def _finish_failed(billing_import: BillingImport, message: str) -> BillingImport:
+    BillingImport.objects.filter(pk=billing_import.pk).update(
+        status=ImportStatus.FAILED, error=message, finished_at=timezone.now(), stage="failed"
+    )
+    billing_import.refresh_from_db()
+    return billing_import
+
+
+def _store(*, billing_import: BillingImport, prepared: PreparedImport) -> int:
+    tag_ids = tag_sets_ensure(tag_sets=prepared.tag_sets)
+    _replace_slices(fmt=prepared.format, slices=prepared.slices, keep=billing_import.pk)
+    frame = prepared.daily.with_columns(
+        billing_import_id=pl.lit(billing_import.pk, dtype=pl.Int64),
+        source=pl.lit(prepared.format),
+        tag_set_id=pl.col("tag_digest").replace_strict(tag_ids, return_dtype=pl.Int64),
+        **{
+            a: pl.col(a).cast(_STORAGE_DECIMAL)
+            for a in ("billed_cost", "effective_cost", "list_cost", "quantity")
+        },
+    ).select(_COPY_COLUMNS)
+    _bulk_insert(frame)
+    BillingImport.objects.filter(pk=billing_import.pk).update(
+        detected_format=prepared.format,
+        status=ImportStatus.SUCCEEDED,
+        stage="done",
+        progress=100,
+        rows_read=prepared.rows_read,
+        rows_stored=frame.height,
+        billing_periods=prepared.billing_periods,
+        billing_accounts=prepared.billing_accounts,
+        billed_totals={c: str(v) for c, v in prepared.billed_totals.items()},
+        period_totals={
+            p: {c: str(v) for c, v in totals.items()}
+            for p, totals in prepared.period_totals.items()
+        },
+        warnings=prepared.warnings,
+        finished_at=timezone.now(),
+    )
+    return frame.height
+
+
+def _replace_slices(*, fmt: str, slices: Iterable[tuple[str, str]], keep: int) -> None:
+    """Delete what earlier imports stored for the same (format, account, period) slices."""
+    by_account: dict[str, list[str]] = {}
+    for account, period in slices:
+        by_account.setdefault(account, []).append(period)
+    for account, periods in by_account.items():
+        CostRow.objects.filter(
+            source=fmt, billing_account_id=account, billing_period__in=periods
+        ).exclude(billing_import_id=keep).delete()
+
+
+def _bulk_insert(frame: pl.DataFrame) -> None:
+    if connection.vendor == "postgresql":
+        buffer = io.BytesIO()
+        frame.write_csv(buffer, include_header=False, null_value="\\N")
+        columns = ", ".join(_COPY_COLUMNS)
+        sql = f"COPY {CostRow._meta.db_table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            copy.write(buffer.getbuffer())
+        return
+    objects = (CostRow(**dict(zip(_COPY_COLUMNS, row, strict=True))) for row in frame.iter_rows())
+    CostRow.objects.bulk_create(objects, batch_size=2000)
+
+
+def billing_import_delete(*, billing_import: BillingImport, by: User | None = None) -> None:
+    """Remove an import and the cost rows it still holds."""
+    _require_cost_manager(by)
+    with transaction.atomic():
+        CostRow.objects.filter(billing_import=billing_import).delete()
+        billing_import.delete()
+
+
+# --- Tag sets and attribution -------------------------------------------------------------------
+
+
+def _compiled_rules() -> list[allocation.Rule]:
+    return [
+        allocation.Rule.build(
+            id=r.pk,
+            business_unit_id=r.business_unit_id,
+            key=r.tag_key,
+            values=r.tag_values,
+            priority=r.priority,
+        )
+        for r in AllocationRule.objects.filter(is_active=True)
+    ]
+
+
+def tag_sets_ensure(*, tag_sets: dict[str, dict[str, str]]) -> dict[str, int]:
+    """Create the tag sets not seen before, attributed by the current rules; digest -> id."""
+    existing = dict(TagSet.objects.filter(digest__in=list(tag_sets)).values_list("digest", "pk"))
+    missing = [d for d in tag_sets if d not in existing]
+    if missing:
+        rules = _compiled_rules()
+        new = []
+        for digest in missing:
+            rule = allocation.allocate(tag_sets[digest], rules)
+            new.append(
+                TagSet(
+                    digest=digest,
+                    tags=tag_sets[digest],
+                    business_unit_id=rule.business_unit_id if rule else None,
+                    rule_id=rule.id if rule else None,
+                )
+            )
+        TagSet.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
+        existing.update(TagSet.objects.filter(digest__in=missing).values_list("digest", "pk"))
+    return existing
+
+
+def allocation_apply() -> int:
+    """Re-attribute every tag set with the current rules; returns how many changed."""
+    rules = _compiled_rules()
+    changed = []
+    for tag_set in TagSet.objects.only("pk", "tags", "business_unit_id", "rule_id"):
+        rule = allocation.allocate(tag_set.tags, rules)
+        bu_id, rule_id = (rule.business_unit_id, rule.id) if rule else (None, None)
+        if (tag_set.business_unit_id, tag_set.rule_id) != (bu_id, rule_id):
+            tag_set.business_unit_id, tag_set.rule_id = bu_id, rule_id
+            changed.append(tag_set)
+    TagSet.objects.bulk_update(changed, ["business_unit_id", "rule_id"], batch_size=1000)
+    return len(changed)
+
+
+@transaction.atomic
+def allocation_rule_save(
+    *,
+    rule: AllocationRule | None = None,
+    business_unit: BusinessUnit,
+    tag_key: str,
+    tag_values: list[str],
+    priority: int,
+    is_active: bool = True,
+    description: str = "",
+    by: User | None = None,
+) -> AllocationRule:
+    """Create or change a rule and re-attribute costs with it at once."""
+    _require_rule_editor(by)
+    tag_key = tag_key.strip()
+    if not allocation.normalise_key(tag_key):
+        raise DomainError("The tag key is empty; give the tag or label key to match, e.g. team.")
+    values = sorted({v.strip() for v in tag_values if v.strip()})
+    rule = rule or AllocationRule()
+    rule.business_unit = business_unit
+    rule.tag_key, rule.tag_values, rule.priority = tag_key, values, priority
+    rule.is_active, rule.description = is_active, description
+    rule.save()
+    allocation_apply()
+    return rule
+
+
+def _require_rule_editor(by: User | None) -> None:
+    if by is not None and not by.manages_costs:
+        raise PermissionDeniedError("Only finance and platform admins may change allocation rules.")
+
+
+@transaction.atomic
+def allocation_rule_delete(*, rule: AllocationRule, by: User | None = None) -> None:
+    _require_rule_editor(by)
+    rule.delete()
+    allocation_apply()
+
+
+@dataclass
+class RulesLoadResult:
+    business_units_created: int
+    business_units_updated: int
+    rules_created: int
+    rules_updated: int
+    tag_sets_changed: int
+
+
+def _yaml_error(file_name: str, where: str, message: str) -> DomainError:
+    return DomainError(f"{file_name}: {where}: {message}")
+
+
+@transaction.atomic
+def allocation_rules_load(*, text: str, file_name: str = "rules.yaml") -> RulesLoadResult:
+    """Load business units and rules from YAML (the shape in the README); all or nothing.
+
+    Business units are matched by code and rules by (business unit, tag, priority), so
+    loading the same file twice changes nothing.
+    """
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise _yaml_error(file_name, where, f"not valid YAML: {problem}") from exc
+    if not isinstance(data, dict):
+        raise _yaml_error(file_name, "top level", "expected keys business_units and rules")
+    unknown = set(data) - {"business_units", "rules"}
+    if unknown:
+        raise _yaml_error(file_name, "top level", f"unknown key(s) {', '.join(sorted(unknown))}")
+
+    bu_created = bu_updated = 0
+    for index, item in enumerate(data.get("business_units") or [], start=1):
+        where = f"business_units[{index}]"
+        if not isinstance(item, dict) or not item.get("code") or not item.get("name"):
+            raise _yaml_error(file_name, where, "needs code and name, e.g. {code: RES, name: X}")
+        code = str(item["code"]).strip().upper()
+        defaults = {"name": str(item["name"]).strip()}
+        if "cost_centre" in item or "cost_center" in item:
+            defaults["cost_centre"] = str(item.get("cost_centre", item.get("cost_center")))
+        _, created = BusinessUnit.objects.update_or_create(code=code, defaults=defaults)
+        bu_created += created
+        bu_updated += not created
+
+    units = {bu.code: bu for bu in BusinessUnit.objects.all()}
+    rules_created = rules_updated = 0
+    for index, item in enumerate(data.get("rules") or [], start=1):
+        where = f"rules[{index}]"
+        if not isinstance(item, dict):
+            raise _yaml_error(file_name, where, "each rule is a mapping")
+        code = str(item.get("business_unit", "")).strip().upper()
+        if code not in units:
+            raise _yaml_error(
+                file_name, where, f"business unit {code or '(empty)'!r} is not defined"
+            )
+        tag = str(item.get("tag", "")).strip()
+        if not tag:
+            raise _yaml_error(file_name, where, "needs a tag key, e.g. tag: team")
+        values = item.get("values", [])
+        if isinstance(values, str | int):
+            values = [values]
+        if not isinstance(values, list):
+            raise _yaml_error(file_name, where, "values must be a list, e.g. [research]")
+        try:
+            priority = int(item.get("priority", 100))
+        except (TypeError, ValueError) as exc:
+            raise _yaml_error(file_name, where, "priority must be a whole number") from exc
+        _, created = AllocationRule.objects.update_or_create(
+            business_unit=units[code],
+            tag_key=tag,
+            priority=priority,
+            defaults={
+                "tag_values": sorted({str(v).strip() for v in values if str(v).strip()}),
+                "description": str(item.get("description", "")),
+                "is_active": bool(item.get("active", True)),
+            },
+        )
+        rules_created += created
+        rules_updated += not created
+    changed = allocation_apply()
+    return RulesLoadResult(bu_created, bu_updated, rules_created, rules_updated, changed)

@@ -1,0 +1,122 @@
+"""Read a billing file (CSV, gzipped CSV, Parquet, newline-delimited JSON) as text columns."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import polars as pl
+
+from costs.sources.base import LINE, BillingFileError, SourceTable
+
+_PARQUET_MAGIC = b"PAR1"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _sniff(path: Path) -> tuple[str, bool]:
+    """Return (kind, gzipped) from the file's first bytes, not its name."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    gzipped = head[:2] == _GZIP_MAGIC
+    if head == _PARQUET_MAGIC:
+        return "parquet", False
+    opener = gzip.open if gzipped else open
+    try:
+        with opener(path, "rb") as fh:
+            first = fh.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+    except OSError as exc:
+        raise BillingFileError(
+            f"cannot read the file ({exc})", file=path.name, hint="is it a truncated .gz?"
+        ) from exc
+    if b"\x00" in first:
+        raise BillingFileError(
+            "the file is not text: it holds binary data",
+            file=path.name,
+            line=1,
+            hint="upload the CSV, .csv.gz, Parquet or JSONL export itself",
+        )
+    if first.startswith(b"{"):
+        return "jsonl", gzipped
+    return "csv", gzipped
+
+
+def _list_json(value: object) -> str:
+    items = value.to_list() if isinstance(value, pl.Series) else value
+    return json.dumps(items, default=str)
+
+
+def _flatten(frame: pl.DataFrame) -> pl.DataFrame:
+    """Turn nested JSON/Parquet columns into dotted text columns; lists become JSON text."""
+    while True:
+        structs = [c for c, t in frame.schema.items() if isinstance(t, pl.Struct)]
+        if not structs:
+            break
+        for name in structs:
+            fields = frame[name].struct.fields
+            frame = frame.with_columns(
+                pl.col(name).struct.field(f).alias(f"{name}.{f}") for f in fields
+            ).drop(name)
+    out = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.List):
+            inner = dtype.inner
+            if not isinstance(inner, pl.Struct):
+                # Rare (GCP ancestry numbers): plain JSON through Python is fine here.
+                out.append(
+                    pl.col(name).map_elements(_list_json, return_dtype=pl.String).alias(name)
+                )
+                continue
+            out.append(
+                pl.concat_str(
+                    pl.lit("["),
+                    pl.col(name).list.eval(pl.element().struct.json_encode()).list.join(","),
+                    pl.lit("]"),
+                ).alias(name)
+            )
+        else:
+            out.append(pl.col(name).cast(pl.String))
+    return frame.select(out)
+
+
+def read_table(path: Path, *, display_name: str | None = None) -> SourceTable:
+    """Read ``path`` with every column as text, numbering lines as the user sees them."""
+    name = display_name or path.name
+    if not path.exists():
+        raise BillingFileError("file not found", file=name)
+    if path.stat().st_size == 0:
+        raise BillingFileError("the file is empty", file=name, hint="export it again")
+    kind, gzipped = _sniff(path)
+    try:
+        if kind == "parquet":
+            frame = _flatten(pl.read_parquet(path))
+            first_line = 1
+        elif kind == "jsonl":
+            if gzipped:
+                with gzip.open(path, "rb") as fh:
+                    source = fh.read()
+            else:
+                source = path
+            frame = _flatten(pl.read_ndjson(source, infer_schema_length=None))
+            first_line = 1
+        else:
+            frame = pl.read_csv(
+                path,
+                infer_schema=False,
+                encoding="utf8-lossy",
+                null_values=None,
+                raise_if_empty=True,
+            )
+            first_line = 2
+    except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BillingFileError(
+            f"the file is not a readable {kind.upper()} ({detail})",
+            file=name,
+            hint="check that the export finished and the file is not truncated or garbled",
+        ) from exc
+    frame = frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
+    if frame.height == 0:
+        raise BillingFileError("the file has a header but no rows", file=name, line=first_line)
+    frame = frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
+    return SourceTable(path=Path(name), frame=frame, first_line=first_line)

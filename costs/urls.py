@@ -1,0 +1,20 @@
+from django.urls import path
+
+from costs import views
+
+app_name = "costs"
+
+urlpatterns = [
+    path("imports/", views.import_list, name="import-list"),
+    path("imports/<int:pk>/", views.import_detail, name="import-detail"),
+    path("imports/<int:pk>/status/", views.import_status, name="import-status"),
+    path("chargeback/", views.chargeback, name="chargeback"),
+    path("chargeback/export/", views.chargeback_export, name="chargeback-export"),
+    path("chargeback/resources/", views.chargeback_resources, name="chargeback-resources"),
+    path("explorer/", views.explorer, name="explorer"),
+    path("unallocated/", views.unallocated, name="unallocated"),
+    path("rules/", views.rule_list, name="rule-list"),
+    path("rules/new/", views.rule_create, name="rule-create"),
+    path("rules/<int:pk>/", views.rule_update, name="rule-update"),
+    path("rules/<int:pk>/delete/", views.rule_delete, name="rule-delete"),
+]

@@ -1,0 +1,298 @@
+"""Cost pages: imports, chargeback, cost explorer, Unallocated and allocation rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from costs import charts, selectors, services
+from costs.exports import CONTENT_TYPES, EXPORTERS
+from costs.filters import BASIS_CHOICES, GROUP_CHOICES, CostRowFilterSet
+from costs.forms import AllocationRuleForm, BillingUploadForm
+from costs.models import AllocationRule
+from governance.exceptions import DomainError
+from governance.permissions import cost_manager_required
+
+
+def _month_and_basis(request: HttpRequest) -> tuple[dt.date | None, str, list[dt.date]]:
+    months = selectors.chargeback_months(user=request.user)
+    basis = request.GET.get("basis", "billed")
+    if basis not in selectors.BASES:
+        basis = "billed"
+    raw = request.GET.get("month")
+    if raw:
+        try:
+            return selectors.month_parse(raw), basis, months
+        except ValueError as exc:
+            raise Http404(str(exc)) from exc
+    return (months[0] if months else None), basis, months
+
+
+# --- Dashboard ---------------------------------------------------------------------------------
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Spend by business unit for the latest month, the trend, Unallocated, last imports."""
+    user = request.user
+    months = selectors.chargeback_months(user=user)
+    context: dict = {"months": months, "alert_percent": settings.CAPGOV_UNALLOCATED_ALERT_PERCENT}
+    if months:
+        latest = months[0]
+        context["month"] = latest
+        context["chargeback"] = selectors.chargeback_get(user=user, month=latest)
+        trend = selectors.monthly_by_unit(user=user, months=months[:12])
+        context["charts"] = [
+            {
+                "id": f"trend-{currency}",
+                "currency": currency,
+                "figure": charts.monthly_trend(series, currency=currency),
+            }
+            for currency, series in trend.items()
+        ]
+        context["alert_threshold"] = Decimal(settings.CAPGOV_UNALLOCATED_ALERT_PERCENT)
+    context["imports"] = selectors.billing_import_list(user=user)[:5]
+    return render(request, "costs/dashboard.html", context)
+
+
+# --- Imports ----------------------------------------------------------------------------------
+
+
+@cost_manager_required
+@require_http_methods(["GET", "POST"])
+def import_list(request: HttpRequest) -> HttpResponse:
+    form = BillingUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            billing_import = services.billing_import_create(
+                uploaded_file=form.cleaned_data["file"],
+                fmt=form.cleaned_data["format"],
+                by=request.user,
+            )
+        except DomainError as exc:
+            form.add_error("file", exc.message)
+        else:
+            return redirect(billing_import)
+    page = Paginator(selectors.billing_import_list(user=request.user), 25).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "costs/import_list.html", {"form": form, "page": page})
+
+
+@cost_manager_required
+def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    billing_import = get_object_or_404(selectors.billing_import_list(user=request.user), pk=pk)
+    return render(request, "costs/import_detail.html", {"import": billing_import})
+
+
+@cost_manager_required
+def import_status(request: HttpRequest, pk: int) -> JsonResponse:
+    billing_import = get_object_or_404(selectors.billing_import_list(user=request.user), pk=pk)
+    return JsonResponse(
+        {
+            "status": billing_import.status,
+            "stage": billing_import.stage,
+            "progress": billing_import.progress,
+            "finished": billing_import.is_finished,
+        }
+    )
+
+
+# --- Chargeback -------------------------------------------------------------------------------
+
+
+def chargeback(request: HttpRequest) -> HttpResponse:
+    month, basis, months = _month_and_basis(request)
+    context = {"month": month, "basis": basis, "months": months, "bases": BASIS_CHOICES}
+    if month:
+        result = selectors.chargeback_get(user=request.user, month=month, basis=basis)
+        daily = selectors.chargeback_daily(user=request.user, month=month, basis=basis)
+        context["chargeback"] = result
+        context["charts"] = [
+            {
+                "id": f"daily-{currency}",
+                "currency": currency,
+                "figure": charts.daily_by_unit(series, currency=currency),
+            }
+            for currency, series in daily.items()
+        ]
+    return render(request, "costs/chargeback.html", context)
+
+
+def chargeback_export(request: HttpRequest) -> HttpResponse:
+    month, basis, _ = _month_and_basis(request)
+    fmt = request.GET.get("format", "csv")
+    if fmt not in EXPORTERS or month is None:
+        raise Http404("Choose a month with costs and a format: csv, xlsx or json.")
+    result = selectors.chargeback_get(user=request.user, month=month, basis=basis)
+    response = HttpResponse(EXPORTERS[fmt](result), content_type=CONTENT_TYPES[fmt])
+    name = f"chargeback-{month:%Y-%m}-{basis}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def chargeback_resources(request: HttpRequest) -> HttpResponse:
+    month, basis, _ = _month_and_basis(request)
+    if month is None:
+        raise Http404("No costs yet.")
+    code = request.GET.get("bu", selectors.UNALLOCATED).upper()
+    unit = None
+    if code != selectors.UNALLOCATED:
+        unit = get_object_or_404(selectors.business_unit_list(user=request.user), code=code)
+    elif not selectors.sees_unallocated(request.user):
+        raise Http404("Unallocated costs are visible to finance and platform admins.")
+    service = request.GET.get("service", "")
+    rows = selectors.chargeback_resources(
+        user=request.user, month=month, basis=basis, business_unit=unit, service=service
+    )
+    return render(
+        request,
+        "costs/chargeback_resources.html",
+        {
+            "month": month,
+            "basis": basis,
+            "code": code,
+            "unit": unit,
+            "service": service,
+            "rows": rows,
+        },
+    )
+
+
+# --- Cost explorer ----------------------------------------------------------------------------
+
+
+def explorer(request: HttpRequest) -> HttpResponse:
+    base = selectors.cost_row_list(user=request.user)
+    filterset = CostRowFilterSet(request.GET or None, queryset=base)
+    rows = filterset.qs if filterset.is_bound and filterset.is_valid() else base
+    group_by = request.GET.get("group_by", "service")
+    if group_by not in selectors.GROUPINGS:
+        group_by = "service"
+    basis = request.GET.get("basis", "billed")
+    if basis not in selectors.BASES:
+        basis = "billed"
+    groups = selectors.cost_summary(rows=rows, group_by=group_by, basis=basis)
+    page = Paginator(groups, 50).get_page(request.GET.get("page"))
+    by_currency: dict[str, tuple[list[str], list[Decimal]]] = {}
+    for group in page.object_list:
+        labels, amounts = by_currency.setdefault(group["currency"], ([], []))
+        labels.append(str(group["key"] or "—"))
+        amounts.append(group["amount"])
+    figures = [
+        {
+            "id": f"explore-{currency}",
+            "currency": currency,
+            "figure": charts.grouped_bars(labels, amounts, currency=currency, dimension=group_by),
+        }
+        for currency, (labels, amounts) in by_currency.items()
+    ]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "costs/explorer.html",
+        {
+            "filter": filterset if filterset.is_bound else CostRowFilterSet(queryset=base),
+            "page": page,
+            "group_by": group_by,
+            "groupings": GROUP_CHOICES,
+            "basis": basis,
+            "bases": BASIS_CHOICES,
+            "charts": figures,
+            "query": query.urlencode(),
+        },
+    )
+
+
+# --- Unallocated and rules --------------------------------------------------------------------
+
+
+@cost_manager_required
+def unallocated(request: HttpRequest) -> HttpResponse:
+    month, basis, months = _month_and_basis(request)
+    groups = selectors.unallocated_by_key(month=month, basis=basis) if month else []
+    page = Paginator(groups, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "costs/unallocated.html",
+        {"month": month, "basis": basis, "months": months, "page": page},
+    )
+
+
+@cost_manager_required
+def rule_list(request: HttpRequest) -> HttpResponse:
+    rules = AllocationRule.objects.select_related("business_unit").order_by("priority", "pk")
+    page = Paginator(rules, 50).get_page(request.GET.get("page"))
+    return render(request, "costs/rule_list.html", {"page": page})
+
+
+def _rule_save(request: HttpRequest, form: AllocationRuleForm, rule: AllocationRule | None):
+    data = form.cleaned_data
+    try:
+        return services.allocation_rule_save(
+            rule=rule,
+            business_unit=data["business_unit"],
+            tag_key=data["tag_key"],
+            tag_values=data["tag_values"],
+            priority=data["priority"],
+            is_active=data["is_active"],
+            description=data["description"],
+            by=request.user,
+        )
+    except DomainError as exc:
+        form.add_error(None, exc.message)
+        return None
+
+
+@cost_manager_required
+@require_http_methods(["GET", "POST"])
+def rule_create(request: HttpRequest) -> HttpResponse:
+    initial = {
+        "tag_key": request.GET.get("tag", ""),
+        "tag_values": request.GET.get("value", ""),
+        "priority": 100,
+        "is_active": True,
+    }
+    form = AllocationRuleForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        rule = _rule_save(request, form, None)
+        if rule:
+            messages.success(request, f"Rule saved: {rule}. Costs were re-attributed.")
+            target = request.POST.get("next", "")
+            if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+                target = reverse("costs:rule-list")
+            return redirect(target)
+    return render(
+        request,
+        "costs/rule_form.html",
+        {"form": form, "next": request.POST.get("next", request.GET.get("next", ""))},
+    )
+
+
+@cost_manager_required
+@require_http_methods(["GET", "POST"])
+def rule_update(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = get_object_or_404(AllocationRule, pk=pk)
+    form = AllocationRuleForm.for_rule(rule, data=request.POST or None)
+    if request.method == "POST" and form.is_valid() and _rule_save(request, form, rule):
+        messages.success(request, "Rule updated. Costs were re-attributed.")
+        return redirect("costs:rule-list")
+    return render(request, "costs/rule_form.html", {"form": form, "rule": rule})
+
+
+@cost_manager_required
+@require_POST
+def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = get_object_or_404(AllocationRule, pk=pk)
+    services.allocation_rule_delete(rule=rule, by=request.user)
+    messages.success(request, "Rule deleted. Costs were re-attributed.")
+    return redirect("costs:rule-list")

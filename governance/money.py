@@ -1,0 +1,72 @@
+"""Rounding money to a currency's minor unit, and splitting a total so the parts add up."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+# ISO 4217 currencies whose minor unit is not 1/100.
+_EXPONENTS = {
+    **dict.fromkeys(
+        [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ],
+        0,
+    ),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    "CLF": 4,
+    "UYW": 4,
+}
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of ``currency`` an invoice can show (0.01 for USD, 1 for JPY)."""
+    return Decimal(1).scaleb(-_EXPONENTS.get(currency.upper(), 2))
+
+
+def money_round(amount: Decimal, currency: str) -> Decimal:
+    """Round half away from zero to the currency's minor unit, as invoices do."""
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+
+
+def money_distribute(parts: Mapping[K, Decimal], currency: str) -> dict[K, Decimal]:
+    """Round each part so the rounded parts sum exactly to the rounded total.
+
+    Largest-remainder method: every part is rounded down to the minor unit, then the units
+    still missing from the rounded total go, one each, to the parts that lost the most.
+    Ties go to the larger part, then to the key order given, so the result is stable.
+    """
+    if not parts:
+        return {}
+    unit = minor_unit(currency)
+    total = money_round(sum(parts.values(), Decimal(0)), currency)
+    floors = {k: v.quantize(unit, rounding=ROUND_FLOOR) for k, v in parts.items()}
+    missing = int((total - sum(floors.values(), Decimal(0))) / unit)
+    order = sorted(
+        enumerate(parts),
+        key=lambda item: (parts[item[1]] - floors[item[1]], parts[item[1]], -item[0]),
+        reverse=True,
+    )
+    result = dict(floors)
+    for _, key in order[:missing]:
+        result[key] += unit
+    return result

@@ -1,0 +1,20 @@
+"""Role checks for pages. The API has its own in ``governance/api/permissions.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
+
+
+def cost_manager_required(view: Callable) -> Callable:
+    """Finance and platform admins only (imports, allocation rules, Unallocated)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.manages_costs:
+            raise PermissionDenied("This page is for finance and platform admins.")
+        return view(request, *args, **kwargs)
+
+    return wrapper

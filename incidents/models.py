@@ -1,0 +1,1 @@
+"""What went wrong: incidents and post-mortems (built on the Foundation)."""

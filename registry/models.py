@@ -1,0 +1,1 @@
+"""What runs: models, versions, benchmarks and deployment gates (built on the Foundation)."""
