@@ -16,7 +16,11 @@ class BillingUploadForm(forms.Form):
     format = forms.ChoiceField(
         choices=[(f, "Detect automatically" if f == "auto" else f) for f in FORMATS],
         initial="auto",
+        required=False,
     )
+
+    def clean_format(self) -> str:
+        return self.cleaned_data["format"] or "auto"
 
 
 class AllocationRuleForm(forms.Form):

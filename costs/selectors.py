@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from costs.models import BillingImport, CostRow, TagSet
 from governance.models import BusinessUnit, User
 from governance.money import money_distribute, money_round
+from governance.selectors import manages_costs, visible_unit_ids
 
 UNALLOCATED = "UNALLOCATED"
 BASES = {"billed": "billed_cost", "effective": "effective_cost", "list": "list_cost"}
@@ -42,13 +43,12 @@ def basis_field(basis: str) -> str:
 def cost_row_list(*, user: User | None) -> QuerySet[CostRow]:
     """Cost rows the person may read; ``user=None`` is the organisation-wide system view."""
     rows = CostRow.objects.select_related("tag_set__business_unit")
-    if user is None or user.sees_all_business_units:
-        return rows
-    return rows.filter(tag_set__business_unit__in=user.scoped_business_unit_ids)
+    visible = visible_unit_ids(user)
+    return rows if visible is None else rows.filter(tag_set__business_unit__in=visible)
 
 
 def sees_unallocated(user: User | None) -> bool:
-    return user is None or user.sees_all_business_units
+    return visible_unit_ids(user) is None
 
 
 @dataclass
@@ -140,7 +140,7 @@ def chargeback_get(*, user: User | None, month: dt.date, basis: str = "billed") 
         bucket[key] = bucket.get(key, ZERO) + (row["amount"] or ZERO)
 
     units = {bu.pk: bu for bu in BusinessUnit.objects.all()}
-    visible = None if sees_unallocated(user) else user.scoped_business_unit_ids
+    visible = visible_unit_ids(user)
     currencies: dict[str, CurrencyChargeback] = {}
     for currency in sorted(exact):
         per_unit = exact[currency]
@@ -259,7 +259,7 @@ def cost_summary(*, rows: QuerySet[CostRow], group_by: str, basis: str = "billed
     amount = basis_field(basis)
     ordering = [column] if group_by in {"usage_date", "billing_period"} else ["-amount"]
     return (
-        rows.values(key=F(column), currency=F("currency"))
+        rows.values("currency", key=F(column))
         .annotate(
             amount=Coalesce(Sum(amount), Value(ZERO), output_field=DecimalField()),
             rows=Count("pk"),
@@ -270,7 +270,7 @@ def cost_summary(*, rows: QuerySet[CostRow], group_by: str, basis: str = "billed
 
 def billing_import_list(*, user: User | None) -> QuerySet[BillingImport]:
     imports = BillingImport.objects.select_related("created_by")
-    if user is None or user.manages_costs:
+    if manages_costs(user):
         return imports
     return imports.none()
 

@@ -21,6 +21,7 @@ from costs.forms import AllocationRuleForm, BillingUploadForm
 from costs.models import AllocationRule
 from governance.exceptions import DomainError
 from governance.permissions import cost_manager_required
+from governance.selectors import business_unit_list
 
 
 def _month_and_basis(request: HttpRequest) -> tuple[dt.date | None, str, list[dt.date]]:
@@ -146,7 +147,7 @@ def chargeback_resources(request: HttpRequest) -> HttpResponse:
     code = request.GET.get("bu", selectors.UNALLOCATED).upper()
     unit = None
     if code != selectors.UNALLOCATED:
-        unit = get_object_or_404(selectors.business_unit_list(user=request.user), code=code)
+        unit = get_object_or_404(business_unit_list(user=request.user), code=code)
     elif not selectors.sees_unallocated(request.user):
         raise Http404("Unallocated costs are visible to finance and platform admins.")
     service = request.GET.get("service", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Prefetch, QuerySet
 
 from governance.models import BusinessUnit, RoleAssignment, User
@@ -18,8 +19,26 @@ def business_unit_get(*, code: str) -> BusinessUnit | None:
     return BusinessUnit.objects.filter(code=code.upper()).first()
 
 
-def business_unit_list(*, user: User | None) -> QuerySet[BusinessUnit]:
+def visible_unit_ids(user: User | AnonymousUser | None) -> frozenset[int] | None:
+    """Business units whose costs ``user`` may read; None means all of them.
+
+    ``None`` as the user is the system itself (commands, tasks); an anonymous visitor sees
+    nothing.
+    """
+    if user is None:
+        return None
+    if not user.is_authenticated:
+        return frozenset()
+    if user.sees_all_business_units:
+        return None
+    return user.scoped_business_unit_ids
+
+
+def manages_costs(user: User | AnonymousUser | None) -> bool:
+    return user is None or (user.is_authenticated and user.manages_costs)
+
+
+def business_unit_list(*, user: User | AnonymousUser | None) -> QuerySet[BusinessUnit]:
     units = BusinessUnit.objects.select_related("owner")
-    if user is None or user.sees_all_business_units:
-        return units
-    return units.filter(pk__in=user.scoped_business_unit_ids)
+    visible = visible_unit_ids(user)
+    return units if visible is None else units.filter(pk__in=visible)
