@@ -199,17 +199,30 @@ def chargeback_daily(
     *, user: User | None, month: dt.date, basis: str = "billed"
 ) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
     """currency -> business-unit code -> usage day -> exact amount, for the daily chart."""
-    rows = (
-        cost_row_list(user=user)
-        .filter(billing_period=month)
-        .values("currency", "tag_set__business_unit__code", "usage_date")
+    rows = cost_row_list(user=user).filter(billing_period=month)
+    return _series_by_unit(rows, "usage_date", basis)
+
+
+def monthly_by_unit(
+    *, user: User | None, months: list[dt.date], basis: str = "billed"
+) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
+    """currency -> business-unit code -> billing month -> exact amount (dashboard trend)."""
+    rows = cost_row_list(user=user).filter(billing_period__in=months)
+    return _series_by_unit(rows, "billing_period", basis)
+
+
+def _series_by_unit(
+    rows: QuerySet[CostRow], date_field: str, basis: str
+) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
+    grouped = (
+        rows.values("currency", "tag_set__business_unit__code", date_field)
         .annotate(amount=Sum(basis_field(basis)))
-        .order_by("usage_date")
+        .order_by(date_field)
     )
     out: dict[str, dict[str, dict[dt.date, Decimal]]] = defaultdict(lambda: defaultdict(dict))
-    for row in rows:
+    for row in grouped:
         code = row["tag_set__business_unit__code"] or UNALLOCATED
-        out[row["currency"]][code][row["usage_date"]] = row["amount"] or ZERO
+        out[row["currency"]][code][row[date_field]] = row["amount"] or ZERO
     return out
 
 
@@ -325,21 +338,3 @@ def unallocated_by_key(*, month: dt.date | None, basis: str = "billed") -> list[
     for item in items:
         item["services"] = sorted(item["services"])[:5]
     return items
-
-
-def monthly_by_unit(
-    *, user: User | None, months: list[dt.date], basis: str = "billed"
-) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
-    """currency -> business-unit code -> billing month -> exact amount (dashboard trend)."""
-    rows = (
-        cost_row_list(user=user)
-        .filter(billing_period__in=months)
-        .values("currency", "tag_set__business_unit__code", "billing_period")
-        .annotate(amount=Sum(basis_field(basis)))
-        .order_by("billing_period")
-    )
-    out: dict[str, dict[str, dict[dt.date, Decimal]]] = defaultdict(lambda: defaultdict(dict))
-    for row in rows:
-        code = row["tag_set__business_unit__code"] or UNALLOCATED
-        out[row["currency"]][code][row["billing_period"]] = row["amount"] or ZERO
-    return out

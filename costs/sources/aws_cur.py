@@ -8,7 +8,6 @@ rebuilt with AWS's documented formula from the reservation and Savings Plan colu
 
 from __future__ import annotations
 
-import ast
 import json
 
 import polars as pl
@@ -23,6 +22,7 @@ from costs.sources.base import (
     month_start,
     parse_datetime,
     parse_decimal,
+    parse_key_values,
     snake_case,
     text,
 )
@@ -124,34 +124,13 @@ def _tag_columns(table: SourceTable) -> dict[str, str]:
     return tags
 
 
-def _map_pairs(raw: str | None) -> dict[str, str]:
-    """A CUR 2.0 map value: a JSON object, or a key/value list (Parquet maps)."""
-    if raw is None or not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError) as exc:
-            raise ValueError("a tag map is neither JSON nor a key/value list") from exc
-    if isinstance(value, list):
-        try:
-            value = {item["key"]: item.get("value") for item in value}
-        except (TypeError, KeyError, AttributeError) as exc:
-            raise ValueError("a tag list must hold {key, value} objects") from exc
-    if not isinstance(value, dict):
-        raise ValueError("a tag map must be an object")
-    return {str(k): str(v) for k, v in value.items() if v is not None and str(v) != ""}
-
-
 def parse_tags(raw: str) -> dict[str, str]:
     """The per-row tags text built by :func:`parse`; empty values are dropped."""
     value = json.loads(raw) if raw else {}
     tags = {str(k): str(v) for k, v in (value.get("columns") or {}).items() if v not in (None, "")}
-    for key, tag in _map_pairs(value.get("resource_tags")).items():
+    for key, tag in parse_key_values(value.get("resource_tags")).items():
         tags.setdefault(key.removeprefix("user_"), tag)
-    for key, tag in _map_pairs(value.get("cost_category")).items():
+    for key, tag in parse_key_values(value.get("cost_category")).items():
         tags.setdefault(f"costCategory/{key}", tag)
     return tags
 

@@ -9,6 +9,7 @@ over rows in Python.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -163,6 +164,33 @@ def first_bad(frame: pl.DataFrame, bad: pl.Expr, value: pl.Expr) -> tuple[int, s
     return int(hit[LINE][0]), str(hit["_value"][0])
 
 
+def _check_parsed(
+    table: SourceTable,
+    frame: pl.DataFrame,
+    raw: pl.Expr,
+    parsed: pl.Expr,
+    column: str,
+    *,
+    required: bool,
+    what: str,
+    hint: str,
+) -> None:
+    """Fail on the first line whose value did not parse, or is empty where required."""
+    found = first_bad(frame, raw.is_not_null() & parsed.is_null(), raw)
+    if found:
+        line, value = found
+        raise table.error(f"{value!r} is not {what}", line=line, column=column, hint=hint)
+    if required:
+        missing = first_bad(frame, raw.is_null(), pl.lit(""))
+        if missing:
+            raise table.error(
+                f"empty value where {what} is required",
+                line=missing[0],
+                column=column,
+                hint=hint,
+            )
+
+
 def parse_decimal(
     table: SourceTable,
     frame: pl.DataFrame,
@@ -181,25 +209,16 @@ def parse_decimal(
     raw = text(pl.col(column))
     # Thousands separators and currency symbols are not numbers here; say so.
     parsed = raw.cast(DECIMAL, strict=False)
-    bad = raw.is_not_null() & parsed.is_null()
-    found = first_bad(frame, bad, raw)
-    if found:
-        line, value = found
-        raise table.error(
-            f"{value!r} is not a number",
-            line=line,
-            column=column,
-            hint="cost and quantity columns must hold plain decimal numbers",
-        )
-    if required:
-        missing = first_bad(frame, raw.is_null(), pl.lit(""))
-        if missing:
-            raise table.error(
-                "empty value in a required amount column",
-                line=missing[0],
-                column=column,
-                hint="every line must carry an amount (0 is fine)",
-            )
+    _check_parsed(
+        table,
+        frame,
+        raw,
+        parsed,
+        column,
+        required=required,
+        what="a number",
+        hint="cost and quantity columns must hold plain decimal numbers (0 is fine)",
+    )
     result = frame.select(parsed.alias(column)).to_series()
     return result.fill_null(0) if default_zero else result
 
@@ -237,24 +256,16 @@ def parse_datetime(
 ) -> pl.Series:
     raw = text(pl.col(column))
     parsed = datetime_expr(raw)
-    found = first_bad(frame, raw.is_not_null() & parsed.is_null(), raw)
-    if found:
-        line, value = found
-        raise table.error(
-            f"{value!r} is not a date",
-            line=line,
-            column=column,
-            hint="use ISO 8601 (2024-09-01T00:00:00Z), YYYY-MM-DD HH:MM:SS or MM/DD/YYYY",
-        )
-    if required:
-        missing = first_bad(frame, raw.is_null(), pl.lit(""))
-        if missing:
-            raise table.error(
-                "empty date in a required column",
-                line=missing[0],
-                column=column,
-                hint="every line needs this date",
-            )
+    _check_parsed(
+        table,
+        frame,
+        raw,
+        parsed,
+        column,
+        required=required,
+        what="a date",
+        hint="use ISO 8601 (2024-09-01T00:00:00Z), YYYY-MM-DD HH:MM:SS or MM/DD/YYYY",
+    )
     return frame.select(parsed.alias(column)).to_series()
 
 
@@ -307,6 +318,33 @@ def parse_json_tags(raw: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ValueError("tags are not a JSON object")
     return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+def parse_key_values(raw: str | None) -> dict[str, str]:
+    """Labels or a tag map as JSON or a Python literal: an object, or a list of {key, value}.
+
+    GCP writes labels as Python-style lists in its CSV export and as JSON in JSONL; CUR 2.0
+    maps arrive as JSON objects (CSV) or key/value lists (Parquet). Empty values are dropped.
+    """
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError("neither a JSON object nor a list of {key, value}") from exc
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list | tuple):
+        try:
+            pairs = [(item["key"], item.get("value")) for item in value]
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ValueError("a list of tags must hold {key, value} objects") from exc
+    else:
+        raise ValueError("tags must be an object or a list of {key, value} objects")
+    return {str(k): str(v) for k, v in pairs if v is not None and str(v) != ""}
 
 
 _SNAKE_1 = re.compile(r"(.)([A-Z][a-z]+)")

@@ -9,7 +9,6 @@ credits together.
 
 from __future__ import annotations
 
-import ast
 import json
 
 import polars as pl
@@ -26,6 +25,7 @@ from costs.sources.base import (
     optional_column,
     parse_datetime,
     parse_decimal,
+    parse_key_values,
     require_columns,
     text,
 )
@@ -52,34 +52,11 @@ def matches(columns: set[str]) -> bool:
     return SIGNATURE.issubset(columns)
 
 
-def _key_values(raw: str | None) -> dict[str, str]:
-    """GCP labels: a list of {key, value} as JSON or a Python literal; a plain dict is fine."""
-    if raw is None or not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError) as exc:
-            raise ValueError("labels are neither JSON nor a list of {key, value}") from exc
-    if isinstance(value, dict):
-        pairs = list(value.items())
-    elif isinstance(value, list | tuple):
-        try:
-            pairs = [(item["key"], item.get("value")) for item in value]
-        except (TypeError, KeyError, AttributeError) as exc:
-            raise ValueError("labels must be a list of {key, value} objects") from exc
-    else:
-        raise ValueError("labels must be a list of {key, value} objects")
-    return {str(k): str(v) for k, v in pairs if v is not None and str(v) != ""}
-
-
 def parse_tags(raw: str) -> dict[str, str]:
     """Resource labels, plus the project's labels for keys the resource does not set."""
     value = json.loads(raw) if raw else {}
-    tags = _key_values(value.get("labels"))
-    for key, label in _key_values(value.get("project_labels")).items():
+    tags = parse_key_values(value.get("labels"))
+    for key, label in parse_key_values(value.get("project_labels")).items():
         tags.setdefault(key, label)
     return tags
 
