@@ -18,7 +18,7 @@ import polars as pl
 
 from costs.sources import aws_cur, azure_export, focus, gcp_export
 from costs.sources.base import LINE, BillingFileError, ParsedCharges, SourceTable
-from costs.sources.reader import read_table
+from costs.sources.reader import iter_tables, read_header, read_table
 
 ADAPTERS = {
     focus.FORMAT: focus,
@@ -48,6 +48,8 @@ AMOUNTS = ("billed_cost", "effective_cost", "list_cost", "quantity")
 NAMES = ("billing_account_name", "sub_account_name", "resource_name")
 
 Progress = Callable[[str, int], None]
+# Lines parsed at a time: bounds memory; larger chunks gain little speed.
+CHUNK_ROWS = 100_000
 
 
 @dataclass
@@ -72,15 +74,16 @@ class PreparedImport:
         return sorted({account for account, _ in self.slices})
 
 
-def detect(table: SourceTable) -> str:
+def detect(header: list[str], *, file: str) -> str:
     """Name the format whose signature columns the header carries."""
-    columns = set(table.columns_lower())
+    columns = {c.strip().lower() for c in header}
     for fmt, adapter in ADAPTERS.items():
         if adapter.matches(columns):
             return fmt
-    shown = ", ".join(list(table.frame.columns)[1:8])
-    raise table.error(
+    shown = ", ".join(header[:7])
+    raise BillingFileError(
         "cannot tell which billing format this is",
+        file=file,
         line=1,
         hint=(
             f"the header starts {shown} …; expected FOCUS (BilledCost, ChargePeriodStart), "
@@ -146,6 +149,34 @@ def _validate(table: SourceTable, frame: pl.DataFrame) -> None:
             raise table.error(message, line=int(hit[LINE][0]), column=column)
 
 
+# Key columns with few distinct values; held as categoricals between chunks to save memory.
+_LOW_CARDINALITY = (
+    "provider",
+    "billing_account_id",
+    "sub_account_id",
+    "charge_category",
+    "service_name",
+    "service_category",
+    "sku_id",
+    "region",
+    "pricing_unit",
+    "tag_digest",
+    "currency",
+    "billing_account_name",
+    "sub_account_name",
+)
+
+
+def _aggregate(frame: pl.DataFrame) -> pl.DataFrame:
+    return (
+        frame.lazy()
+        .with_columns(pl.col(c).cast(pl.Categorical) for c in _LOW_CARDINALITY)
+        .group_by(list(GROUP_KEYS))
+        .agg(*[pl.col(a).sum() for a in AMOUNTS], *[pl.col(n).max() for n in NAMES])
+        .collect()
+    )
+
+
 def _decimal_totals(frame: pl.DataFrame, by: list[str]) -> list[tuple]:
     return frame.group_by(by).agg(pl.col("billed_cost").sum()).sort(by).rows()
 
@@ -164,39 +195,56 @@ def prepare(
             f"unknown format {fmt!r}", file=display_name or path.name, hint=f"use {FORMATS}"
         )
     report("reading", 5)
-    table = read_table(path, display_name=display_name)
-    chosen = detect(table) if fmt == "auto" else fmt
-    if fmt != "auto" and not ADAPTERS[fmt].matches(set(table.columns_lower())):
-        raise table.error(
-            f"the header does not look like {fmt}",
-            line=1,
-            hint=f"this looks like {_guess(table)}; use --format auto",
+    name = display_name or path.name
+    header = read_header(path, display_name=display_name)
+    if header:
+        chosen = _choose(header, fmt, name)
+        tables = iter_tables(
+            path,
+            display_name=display_name,
+            columns=getattr(ADAPTERS[chosen], "wanted", None),
+            chunk_rows=CHUNK_ROWS,
         )
-    report("parsing", 25)
-    parsed = ADAPTERS[chosen].parse(table)
-    rows_read = table.frame.height
-    if parsed.frame.height == 0:
-        raise table.error("no charge lines left after reading", hint="is this the right file?")
-    _validate(table, parsed.frame)
-    report("grouping tags", 50)
-    frame, tag_sets = _attach_tag_sets(table, parsed)
-    report("aggregating", 65)
-    daily = (
-        frame.lazy()
-        .group_by(list(GROUP_KEYS))
-        .agg(
-            *[pl.col(a).sum() for a in AMOUNTS],
-            *[pl.col(n).max() for n in NAMES],
-        )
-        .sort("billing_period", "usage_date", "billing_account_id")
-        .collect()
-    )
+    else:  # JSON lines: the header is known only once the rows are read
+        table = read_table(path, display_name=display_name)
+        chosen = _choose(table.header, fmt, name)
+        tables = iter([table])
+    adapter = ADAPTERS[chosen]
+
+    # Chunk by chunk: parse, check, aggregate; then merge the partial daily rows. Sums are
+    # associative, so the result is the same as one pass over the whole file.
+    partials: list[pl.DataFrame] = []
+    tag_sets: dict[str, dict[str, str]] = {}
+    warnings: list[str] = []
     totals: dict[str, Decimal] = {}
-    for currency, amount in _decimal_totals(frame, ["currency"]):
-        totals[currency] = Decimal(amount)
     period_totals: dict[str, dict[str, Decimal]] = {}
-    for period, currency, amount in _decimal_totals(frame, ["billing_period", "currency"]):
-        period_totals.setdefault(period.strftime("%Y-%m"), {})[currency] = Decimal(amount)
+    rows_read = 0
+    for table in tables:
+        report("parsing", min(25 + rows_read // 30_000, 60))
+        parsed = adapter.parse(table)
+        rows_read += table.frame.height
+        if parsed.frame.height == 0:
+            continue
+        _validate(table, parsed.frame)
+        frame, chunk_tags = _attach_tag_sets(table, parsed)
+        tag_sets.update(chunk_tags)
+        warnings += [w for w in parsed.warnings if w not in warnings]
+        for currency, amount in _decimal_totals(frame, ["currency"]):
+            totals[currency] = totals.get(currency, Decimal(0)) + Decimal(amount)
+        for period, currency, amount in _decimal_totals(frame, ["billing_period", "currency"]):
+            month = period_totals.setdefault(period.strftime("%Y-%m"), {})
+            month[currency] = month.get(currency, Decimal(0)) + Decimal(amount)
+        partials.append(_aggregate(frame))
+        del frame, parsed, table
+    if not partials:
+        raise BillingFileError(
+            "no charge lines left after reading", file=name, hint="is this the right file?"
+        )
+    report("aggregating", 65)
+    daily = _aggregate(pl.concat(partials)) if len(partials) > 1 else partials[0]
+    daily = daily.sort("billing_period", "usage_date", "billing_account_id").with_columns(
+        pl.col(c).cast(pl.String) for c in _LOW_CARDINALITY
+    )
     slices = [
         (account, period.strftime("%Y-%m-%d"))
         for account, period in daily.select("billing_account_id", "billing_period")
@@ -209,15 +257,25 @@ def prepare(
         daily=daily,
         tag_sets=tag_sets,
         rows_read=rows_read,
-        billed_totals=totals,
-        period_totals=period_totals,
+        billed_totals=dict(sorted(totals.items())),
+        period_totals=dict(sorted(period_totals.items())),
         slices=slices,
-        warnings=parsed.warnings,
+        warnings=warnings,
     )
 
 
-def _guess(table: SourceTable) -> str:
-    try:
-        return detect(table)
-    except BillingFileError:
-        return "no known format"
+def _choose(header: list[str], fmt: str, file: str) -> str:
+    if fmt == "auto":
+        return detect(header, file=file)
+    if not ADAPTERS[fmt].matches({c.strip().lower() for c in header}):
+        try:
+            guess = detect(header, file=file)
+        except BillingFileError:
+            guess = "no known format"
+        raise BillingFileError(
+            f"the header does not look like {fmt}",
+            file=file,
+            line=1,
+            hint=f"this looks like {guess}; use --format auto",
+        )
+    return fmt

@@ -50,6 +50,7 @@ _COPY_COLUMNS = (
     "quantity",
 )
 _STORAGE_DECIMAL = pl.Decimal(24, 10)
+_COPY_SLICE_ROWS = 50_000
 
 
 def _require_cost_manager(by: User | None) -> None:

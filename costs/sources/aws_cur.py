@@ -81,15 +81,60 @@ def matches(columns: set[str]) -> bool:
     return any(name in columns for name in SIGNATURE)
 
 
+# Column families of a CUR that this adapter reads only a few of; any other column (tags,
+# cost categories, maps) is read in full.
+_SKIPPED_FAMILIES = (
+    "bill_",
+    "identity_",
+    "line_item_",
+    "pricing_",
+    "product_",
+    "reservation_",
+    "savings_plan_",
+)
+_USED = frozenset(
+    {
+        *REQUIRED,
+        *AMORTISATION,
+        "bill_payer_account_name",
+        "identity_time_interval",
+        "line_item_availability_zone",
+        "line_item_product_code",
+        "line_item_resource_id",
+        "line_item_usage_account_id",
+        "line_item_usage_account_name",
+        "line_item_usage_amount",
+        "line_item_usage_start_date",
+        "pricing_public_on_demand_cost",
+        "pricing_unit",
+        "product_location",
+        "product_product_family",
+        "product_product_name",
+        "product_region",
+        "product_region_code",
+        "product_sku",
+        "reservation_reservation_arn",
+        "reservation_reservation_a_r_n",
+    }
+)
+
+
+def wanted(header: list[str]) -> list[str]:
+    """A CUR has up to 200+ columns; read the ones used and every tag-like one."""
+    out = []
+    for name in header:
+        snake = snake_case(name)
+        if snake in _USED or not snake.startswith(_SKIPPED_FAMILIES):
+            out.append(name)
+    return out
+
+
 def _normalised_columns(table: SourceTable) -> tuple[dict[str, str], list[str]]:
     """snake_case name -> header as written (first wins), and the malformed headers."""
     columns: dict[str, str] = {}
-    malformed: list[str] = []
+    malformed = [header for header in table.header if header.count("/") > 1]
     for header in table.frame.columns:
-        if header == LINE:
-            continue
-        if header.count("/") > 1:
-            malformed.append(header)
+        if header == LINE or header.count("/") > 1:
             continue
         columns.setdefault(snake_case(header), header)
     return columns, malformed

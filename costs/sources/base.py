@@ -96,8 +96,13 @@ class SourceTable:
 
     path: Path
     frame: pl.DataFrame
-    # Column name -> original header, for files whose headers were normalised on read.
     first_line: int = 2
+    # Every column of the file, also those not read because the adapter does not use them.
+    header: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.header:
+            self.header = [c for c in self.frame.columns if c != LINE]
 
     @property
     def name(self) -> str:
@@ -113,14 +118,13 @@ class SourceTable:
         return BillingFileError(message, file=self.name, line=line, column=column, hint=hint)
 
 
+_NOTHING = ["", "NULL", "null", "Null", "NONE", "None", "none", "NaN", "nan", "NAN"]
+
+
 def text(expr: pl.Expr) -> pl.Expr:
     """A trimmed text value, with the spellings of 'nothing' as null."""
     stripped = expr.cast(pl.String).str.strip_chars()
-    return (
-        pl.when(stripped.str.to_uppercase().is_in(["", "NULL", "NONE", "NAN"]))
-        .then(None)
-        .otherwise(stripped)
-    )
+    return pl.when(stripped.is_in(_NOTHING)).then(None).otherwise(stripped)
 
 
 def text_or_empty(expr: pl.Expr) -> pl.Expr:
@@ -254,19 +258,32 @@ def datetime_expr(raw: pl.Expr) -> pl.Expr:
 def parse_datetime(
     table: SourceTable, frame: pl.DataFrame, column: str, *, required: bool = True
 ) -> pl.Series:
-    raw = text(pl.col(column))
-    parsed = datetime_expr(raw)
+    # An hourly bill repeats the same few hundred timestamps; parse each distinct one once.
+    values = frame.select(text(pl.col(column)).alias("raw"), pl.col(LINE))
+    distinct = (
+        values.group_by("raw")
+        .agg(pl.col(LINE).min())
+        .sort(LINE)
+        .with_columns(parsed=datetime_expr(pl.col("raw")))
+    )
     _check_parsed(
         table,
-        frame,
-        raw,
-        parsed,
+        distinct,
+        pl.col("raw"),
+        pl.col("parsed"),
         column,
         required=required,
         what="a date",
         hint="use ISO 8601 (2024-09-01T00:00:00Z), YYYY-MM-DD HH:MM:SS or MM/DD/YYYY",
     )
-    return frame.select(parsed.alias(column)).to_series()
+    joined = values.join(
+        distinct.select("raw", "parsed"),
+        on="raw",
+        how="left",
+        nulls_equal=True,
+        maintain_order="left",
+    )
+    return joined["parsed"].alias(column)
 
 
 def month_start(dates: pl.Expr) -> pl.Expr:

@@ -100,6 +100,38 @@ SIGNATURE = frozenset({"chargeperiodstart", "billingcurrency", "chargecategory"}
 CATEGORY_MAP = {c: c for c in ("Usage", "Purchase", "Tax", "Credit", "Adjustment")}
 
 
+# The columns this adapter reads; the rest of a FOCUS file is left on disk.
+USED = frozenset(
+    c.lower()
+    for c in (
+        *REQUIRED,
+        "EffectiveCost",
+        "ListCost",
+        "ConsumedQuantity",
+        "PricingQuantity",
+        "ProviderName",
+        "BillingAccountName",
+        "SubAccountId",
+        "SubAccountName",
+        "ServiceName",
+        "ServiceCategory",
+        "ResourceId",
+        "ResourceName",
+        "SkuId",
+        "RegionId",
+        "RegionName",
+        "AvailabilityZone",
+        "PricingUnit",
+        "ConsumedUnit",
+        "Tags",
+    )
+)
+
+
+def wanted(header: list[str]) -> list[str]:
+    return [c for c in header if c.lower() in USED]
+
+
 def matches(columns: set[str]) -> bool:
     """True when the lower-cased header looks like FOCUS."""
     return columns >= SIGNATURE
@@ -110,9 +142,7 @@ def parse(table: SourceTable) -> ParsedCharges:
     frame = table.frame
     warnings = []
     unknown = [
-        c
-        for c in frame.columns
-        if c != LINE and c.lower() not in KNOWN_COLUMNS and not c.lower().startswith("x_")
+        c for c in table.header if c.lower() not in KNOWN_COLUMNS and not c.lower().startswith("x_")
     ]
     if unknown:
         warnings.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -79,14 +80,56 @@ def _flatten(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(out)
 
 
-def read_table(path: Path, *, display_name: str | None = None) -> SourceTable:
-    """Read ``path`` with every column as text, numbering lines as the user sees them."""
-    name = display_name or path.name
+def _clean(name: str) -> str:
+    return name.lstrip("\ufeff").strip()
+
+
+def _check_exists(path: Path, name: str) -> None:
     if not path.exists():
         raise BillingFileError("file not found", file=name)
     if path.stat().st_size == 0:
         raise BillingFileError("the file is empty", file=name, hint="export it again")
+
+
+def _unreadable(name: str, kind: str, exc: Exception) -> BillingFileError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return BillingFileError(
+        f"the file is not a readable {kind.upper()} ({detail})",
+        file=name,
+        hint="check that the export finished and the file is not truncated or garbled",
+    )
+
+
+def read_header(path: Path, *, display_name: str | None = None) -> list[str]:
+    """The file's column names, read without loading its rows (CSV and Parquet)."""
+    name = display_name or path.name
+    _check_exists(path, name)
+    kind, _ = _sniff(path)
+    try:
+        if kind == "parquet":
+            return [_clean(c) for c in pl.read_parquet_schema(path)]
+        if kind == "csv":
+            return [_clean(c) for c in pl.read_csv(path, n_rows=0, infer_schema=False).columns]
+    except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
+        raise _unreadable(name, kind, exc) from exc
+    return []  # JSONL: the names come with the rows
+
+
+def read_table(
+    path: Path,
+    *,
+    display_name: str | None = None,
+    columns: Callable[[list[str]], list[str]] | None = None,
+) -> SourceTable:
+    """Read ``path`` with every column as text, numbering lines as the user sees them.
+
+    ``columns`` picks, from the CSV header, the columns worth reading: a billing export has
+    30 to 200 of them and an adapter uses a fraction, so this saves most of the memory.
+    """
+    name = display_name or path.name
+    _check_exists(path, name)
     kind, gzipped = _sniff(path)
+    header: list[str] = []
     try:
         if kind == "parquet":
             frame = _flatten(pl.read_parquet(path))
@@ -100,8 +143,15 @@ def read_table(path: Path, *, display_name: str | None = None) -> SourceTable:
             frame = _flatten(pl.read_ndjson(source, infer_schema_length=None))
             first_line = 1
         else:
+            raw_names = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+            header = [_clean(c) for c in raw_names]
+            wanted = set(columns(header)) if columns else set(header)
             frame = pl.read_csv(
                 path,
+                columns=[
+                    raw for raw, clean in zip(raw_names, header, strict=True) if clean in wanted
+                ]
+                or None,
                 infer_schema=False,
                 encoding="utf8-lossy",
                 null_values=None,
@@ -109,14 +159,57 @@ def read_table(path: Path, *, display_name: str | None = None) -> SourceTable:
             )
             first_line = 2
     except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BillingFileError(
-            f"the file is not a readable {kind.upper()} ({detail})",
-            file=name,
-            hint="check that the export finished and the file is not truncated or garbled",
-        ) from exc
-    frame = frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
+        raise _unreadable(name, kind, exc) from exc
+    frame = frame.rename({c: _clean(c) for c in frame.columns})
     if frame.height == 0:
         raise BillingFileError("the file has a header but no rows", file=name, line=first_line)
     frame = frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
-    return SourceTable(path=Path(name), frame=frame, first_line=first_line)
+    return SourceTable(path=Path(name), frame=frame, first_line=first_line, header=header)
+
+
+def iter_tables(
+    path: Path,
+    *,
+    display_name: str | None = None,
+    columns: Callable[[list[str]], list[str]] | None = None,
+    chunk_rows: int = 250_000,
+) -> Iterator[SourceTable]:
+    """Read a large plain CSV in chunks of ``chunk_rows`` lines, so memory stays bounded.
+
+    Line numbers run on across chunks. Gzipped CSV, Parquet and JSONL are read whole.
+    """
+    name = display_name or path.name
+    _check_exists(path, name)
+    kind, gzipped = _sniff(path)
+    if kind != "csv" or gzipped:
+        yield read_table(path, display_name=display_name, columns=columns)
+        return
+    try:
+        raw_names = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+    except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
+        raise _unreadable(name, kind, exc) from exc
+    header = [_clean(c) for c in raw_names]
+    wanted = set(columns(header)) if columns else set(header)
+    selected = [raw for raw, clean in zip(raw_names, header, strict=True) if clean in wanted]
+    lazy = (
+        pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy")
+        .select(selected or raw_names)
+        .with_row_index(LINE, offset=2)
+        .with_columns(pl.col(LINE).cast(pl.Int64))
+    )
+    batches = lazy.collect_batches(chunk_size=chunk_rows)
+    seen = False
+    while True:
+        try:
+            frame = next(batches)
+        except StopIteration:
+            break
+        except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
+            raise _unreadable(name, kind, exc) from exc
+        if frame.height == 0:
+            continue
+        seen = True
+        frame = frame.rename({c: _clean(c) for c in frame.columns})
+        yield SourceTable(path=Path(name), frame=frame, first_line=2, header=header)
+    if not seen:
+        raise BillingFileError("the file has a header but no rows", file=name, line=2)

@@ -289,7 +289,7 @@ def test_aws_cur_parses_cur2_snake_case(tmp_path):
     ]
     path = _write_csv(tmp_path, "cur2.csv", CUR2_HEADER, rows)
     table = read_table(path)
-    assert detect(table) == aws_cur.FORMAT
+    assert detect(table.header, file=table.name) == aws_cur.FORMAT
     parsed = aws_cur.parse(table)
     frame = parsed.frame
     assert frame.columns == list(CHARGE_SCHEMA)
@@ -660,7 +660,7 @@ def test_azure_export_parses_mca_camel_case(tmp_path):
     ]
     path = _write_csv(tmp_path, "mca.csv", MCA_HEADER, rows)
     table = read_table(path)
-    assert detect(table) == azure_export.FORMAT
+    assert detect(table.header, file=table.name) == azure_export.FORMAT
     parsed = azure_export.parse(table)
     frame = parsed.frame
     assert frame["charge_category"].to_list() == ["Usage", "Credit", "Usage", "Adjustment", "Tax"]
