@@ -86,6 +86,7 @@ class BillingImportSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "superseded_by",
         ]
         read_only_fields = fields
 

@@ -194,14 +194,19 @@ def _store(*, billing_import: BillingImport, prepared: PreparedImport) -> int:
 
 
 def _replace_slices(*, fmt: str, slices: Iterable[tuple[str, str]], keep: int) -> None:
-    """Delete what earlier imports stored for the same (format, account, period) slices."""
+    """Delete what earlier imports stored for the same (format, account, period) slices,
+    and point those imports at the one that replaced them."""
     by_account: dict[str, list[str]] = {}
     for account, period in slices:
         by_account.setdefault(account, []).append(period)
+    replaced: set[int] = set()
     for account, periods in by_account.items():
-        CostRow.objects.filter(
-            source=fmt, billing_account_id=account, billing_period__in=periods
-        ).exclude(billing_import_id=keep).delete()
+        rows = CostRow.objects.filter(
+            billing_period__in=periods, source=fmt, billing_account_id=account
+        ).exclude(billing_import_id=keep)
+        replaced.update(rows.values_list("billing_import_id", flat=True).distinct())
+        rows.delete()  # one DELETE: cost rows have no dependants or signals
+    BillingImport.objects.filter(pk__in=replaced).update(superseded_by_id=keep)
 
 
 def _bulk_insert(frame: pl.DataFrame) -> None:

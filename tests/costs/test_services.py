@@ -59,9 +59,11 @@ def test_billing_import_stores_daily_rows_and_reports_totals(tmp_path, rules):
 
 def test_billing_import_twice_replaces_instead_of_duplicating(tmp_path, rules):
     path = write_focus(tmp_path / "oct.csv", [focus_line(cost="5.00", tags={"team": "research"})])
-    services.billing_import(path=path)
-    services.billing_import(path=path)
+    first = services.billing_import(path=path)
+    second = services.billing_import(path=path)
     assert CostRow.objects.count() == 1
+    first.refresh_from_db()
+    assert first.superseded_by == second
     assert selectors.chargeback_get(user=None, month=OCT).currencies["USD"].total == D("5.00")
 
 
