@@ -26,7 +26,7 @@ def _sniff(path: Path) -> tuple[str, bool]:
     try:
         with opener(path, "rb") as fh:
             first = fh.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
-    except OSError as exc:
+    except (OSError, EOFError) as exc:
         raise BillingFileError(
             f"cannot read the file ({exc})", file=path.name, hint="is it a truncated .gz?"
         ) from exc

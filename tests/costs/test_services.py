@@ -213,3 +213,43 @@ def test_allocation_rules_load_rejects_bad_yaml_and_changes_nothing(db, text, me
         services.allocation_rules_load(text=units + text)
     assert not BusinessUnit.objects.exists()
     assert not AllocationRule.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["csv.gz", "parquet"])
+def test_billing_import_reads_gzipped_csv_and_parquet(tmp_path, rules, kind):
+    import gzip
+
+    import polars as pl
+
+    csv_path = write_focus(
+        tmp_path / "oct.csv",
+        [
+            focus_line(cost="1.25", tags={"team": "research"}),
+            focus_line(cost="10.005", tags={"cost-center": "4410"}, resource="r-2"),
+        ],
+    )
+    if kind == "csv.gz":
+        path = tmp_path / "oct.csv.gz"
+        path.write_bytes(gzip.compress(csv_path.read_bytes()))
+    else:
+        path = tmp_path / "oct.parquet"
+        pl.read_csv(csv_path, infer_schema=False).write_parquet(path)
+    result = services.billing_import(path=path)
+    assert result.status == ImportStatus.SUCCEEDED, result.error
+    assert result.detected_format == "focus"
+    units = selectors.chargeback_get(user=None, month=OCT).as_dict()["currencies"]["USD"]
+    assert units["business_units"] == {"ADS": "10.01", "RES": "1.25"}
+
+
+def test_billing_import_of_a_cut_gzip_fails_cleanly(tmp_path, rules):
+    import gzip
+
+    csv_path = write_focus(tmp_path / "oct.csv", [focus_line(cost="1.25")] * 50)
+    data = gzip.compress(csv_path.read_bytes())
+    path = tmp_path / "oct.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    result = services.billing_import(path=path)
+    assert result.status == ImportStatus.FAILED
+    assert result.error.startswith("oct.csv.gz")
+    assert "internal error" not in result.error
+    assert not CostRow.objects.exists()
