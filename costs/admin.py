@@ -18,6 +18,13 @@ class BillingImportAdmin(admin.ModelAdmin):
     list_filter = ("status", "detected_format")
     readonly_fields = [f.name for f in BillingImport._meta.fields]
 
+    # Imports happen through the upload page or `import_billing`, never by hand here.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(AllocationRule)
 class AllocationRuleAdmin(admin.ModelAdmin):

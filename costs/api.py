@@ -17,6 +17,7 @@ from costs.ingest import FORMATS
 from costs.models import AllocationRule, BillingImport, CostRow
 from governance.api.permissions import IsCostManager
 from governance.models import BusinessUnit
+from governance.money import money_round
 
 # --- Serializers ------------------------------------------------------------------------------
 
@@ -58,10 +59,15 @@ class CostRowSerializer(serializers.ModelSerializer):
 
 
 class CostSummarySerializer(serializers.Serializer):
+    """One group: its key, currency, amount rounded to the currency's minor unit, row count."""
+
     key = serializers.CharField(allow_null=True)
     currency = serializers.CharField()
-    amount = serializers.DecimalField(max_digits=30, decimal_places=10)
+    amount = serializers.SerializerMethodField()
     rows = serializers.IntegerField()
+
+    def get_amount(self, group: dict) -> str:
+        return f"{money_round(group['amount'], group['currency']):f}"
 
 
 class BillingImportSerializer(serializers.ModelSerializer):

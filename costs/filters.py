@@ -20,13 +20,15 @@ class CostRowFilterSet(django_filters.FilterSet):
     )
     month = django_filters.CharFilter(method="filter_month", label="Billing month (YYYY-MM)")
     business_unit = django_filters.CharFilter(
-        method="filter_business_unit", label="Business unit code (or UNALLOCATED)"
+        method="filter_business_unit",
+        label="Business unit",
+        help_text="A code such as RES, or UNALLOCATED",
     )
     service = django_filters.CharFilter(field_name="service_name", lookup_expr="iexact")
     account = django_filters.CharFilter(method="filter_account", label="Account or project")
     region = django_filters.CharFilter(field_name="region", lookup_expr="iexact")
     provider = django_filters.CharFilter(field_name="provider", lookup_expr="iexact")
-    charge_category = django_filters.ChoiceFilter(choices=ChargeCategory.choices)
+    charge_category = django_filters.ChoiceFilter(choices=ChargeCategory.choices, empty_label="Any")
     currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")
     tag = django_filters.CharFilter(method="filter_tag", label="Tag (key or key=value)")
     resource = django_filters.CharFilter(field_name="resource_id", lookup_expr="icontains")

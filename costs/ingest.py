@@ -89,7 +89,8 @@ def detect(header: list[str], *, file: str) -> str:
             f"the header starts {shown} …; expected FOCUS (BilledCost, ChargePeriodStart), "
             "AWS CUR (lineItem/UnblendedCost or line_item_unblended_cost), the GCP BigQuery "
             "export (billing_account_id, cost, invoice.month) or an Azure cost export "
-            "(BillingAccountId, Date, Cost/CostInBillingCurrency); or pass --format"
+            "(BillingAccountId, Date, Cost/CostInBillingCurrency); or choose the format "
+            "yourself (the Format field, or --format)"
         ),
     )
 
@@ -276,6 +277,7 @@ def _choose(header: list[str], fmt: str, file: str) -> str:
             f"the header does not look like {fmt}",
             file=file,
             line=1,
-            hint=f"this looks like {guess}; use --format auto",
+            hint=f"this looks like {guess}; choose automatic detection "
+            "(the Format field, or --format auto)",
         )
     return fmt

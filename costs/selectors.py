@@ -168,6 +168,8 @@ def chargeback_get(*, user: User | None, month: dt.date, basis: str = "billed") 
                 by_charge_category=_distribute_to(unit_totals[bu_id], categories, currency),
             )
             lines.append(line)
+        if not lines:
+            continue  # nothing of this currency is visible to a scoped person
         lines.sort(key=lambda line: (line.code == UNALLOCATED, -line.amount, line.code))
         total = (
             money_round(sum((sum(p.values(), ZERO) for p in per_unit.values()), ZERO), currency)
@@ -273,14 +275,25 @@ def cost_summary(*, rows: QuerySet[CostRow], group_by: str, basis: str = "billed
     """Filtered cost rows grouped by one dimension and currency, largest first."""
     column = GROUPINGS[group_by]
     amount = basis_field(basis)
-    ordering = [column] if group_by in {"usage_date", "billing_period"} else ["-amount"]
+    ordering = ["key"] if group_by in {"usage_date", "billing_period"} else ["-amount"]
+    key = Coalesce(F(column), Value(UNALLOCATED)) if group_by == "business_unit" else F(column)
     return (
-        rows.values("currency", key=F(column))
+        rows.values("currency", key=key)
         .annotate(
             amount=Coalesce(Sum(amount), Value(ZERO), output_field=DecimalField()),
             rows=Count("pk"),
         )
-        .order_by(*ordering, "currency")
+        .order_by(*ordering, "currency", "key")
+    )
+
+
+def cost_totals(*, rows: QuerySet[CostRow], basis: str = "billed") -> list[dict]:
+    """Total of the filtered rows per currency (the explorer's footer)."""
+    return list(
+        rows.order_by()
+        .values("currency")
+        .annotate(amount=Sum(basis_field(basis)), rows=Count("pk"))
+        .order_by("currency")
     )
 
 

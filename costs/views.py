@@ -174,7 +174,10 @@ def chargeback_resources(request: HttpRequest) -> HttpResponse:
 def explorer(request: HttpRequest) -> HttpResponse:
     base = selectors.cost_row_list(user=request.user)
     filterset = CostRowFilterSet(request.GET or None, queryset=base)
-    rows = filterset.qs if filterset.is_bound and filterset.is_valid() else base
+    if filterset.is_bound and not filterset.is_valid():
+        rows = base.none()  # a filter that cannot be applied must not show everything
+    else:
+        rows = filterset.qs if filterset.is_bound else base
     group_by = request.GET.get("group_by", "service")
     if group_by not in selectors.GROUPINGS:
         group_by = "service"
@@ -196,8 +199,6 @@ def explorer(request: HttpRequest) -> HttpResponse:
         }
         for currency, (labels, amounts) in by_currency.items()
     ]
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "costs/explorer.html",
@@ -209,7 +210,8 @@ def explorer(request: HttpRequest) -> HttpResponse:
             "basis": basis,
             "bases": BASIS_CHOICES,
             "charts": figures,
-            "query": query.urlencode(),
+            "totals": selectors.cost_totals(rows=rows, basis=basis),
+            "group_label": dict(GROUP_CHOICES)[group_by],
         },
     )
 
@@ -225,7 +227,7 @@ def unallocated(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "costs/unallocated.html",
-        {"month": month, "basis": basis, "months": months, "page": page},
+        {"month": month, "basis": basis, "months": months, "bases": BASIS_CHOICES, "page": page},
     )
 
 

@@ -1,10 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from costs import views as cost_views
 from governance import views
+
+admin.site.site_header = "Capgov administration"
+admin.site.site_title = "Capgov admin"
+admin.site.index_title = "Organisation, billing and rules"
 
 urlpatterns = [
     path("", cost_views.dashboard, name="dashboard"),
@@ -14,6 +19,11 @@ urlpatterns = [
     path("costs/", include("costs.urls")),
     path("api/v1/", include(("governance.api.urls", "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The docs are a page for people: send a signed-out visitor to the login page.
+    path(
+        "api/docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="schema")),
+        name="api-docs",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -66,10 +66,14 @@ class Command(BaseCommand):
         )
         self.stdout.write("")
         self.stdout.write(f"  Demo logins (password for all: {DEMO_PASSWORD})")
-        for username, first, last, roles, units, _ in PEOPLE:
-            labels = ", ".join(Role(r).label for r in roles)
-            scope = f" — sees {', '.join(units)}" if units and roles != [Role.FINANCE] else ""
-            self.stdout.write(f"    {username:<7} {first} {last}: {labels}{scope}")
+        codes = dict(BusinessUnit.objects.values_list("pk", "code"))
+        for user in User.objects.filter(username__in=[p[0] for p in PEOPLE]).order_by("pk"):
+            labels = ", ".join(Role(r).label for r in sorted(user.role_set))
+            if user.sees_all_business_units:
+                scope = "every business unit"
+            else:
+                scope = ", ".join(sorted(codes[pk] for pk in user.scoped_business_unit_ids))
+            self.stdout.write(f"    {user.username:<7} {user}: {labels} — sees {scope}")
 
     @transaction.atomic
     def _organisation(self) -> None:
