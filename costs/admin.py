@@ -1,11 +1,35 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from costs import services
 from costs.models import AllocationRule, BillingImport, CostRow, TagSet
+from governance.exceptions import DomainError
+
+
+class CostManagerOnly:
+    """Cost data in the admin follows Capgov's roles: finance and platform admins only,
+    whatever model permissions a staff account has been given."""
+
+    def _allowed(self, request) -> bool:
+        return request.user.is_active and request.user.manages_costs
+
+    def has_module_permission(self, request):
+        return self._allowed(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return self._allowed(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed(request) and super().has_delete_permission(request, obj)
 
 
 @admin.register(BillingImport)
-class BillingImportAdmin(admin.ModelAdmin):
+class BillingImportAdmin(CostManagerOnly, admin.ModelAdmin):
     list_display = (
         "pk",
         "file_name",
@@ -25,36 +49,42 @@ class BillingImportAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(AllocationRule)
-class AllocationRuleAdmin(admin.ModelAdmin):
+class AllocationRuleAdmin(CostManagerOnly, admin.ModelAdmin):
     list_display = ("priority", "tag_key", "tag_values", "business_unit", "is_active")
     list_filter = ("is_active", "business_unit")
     list_select_related = ("business_unit",)
     ordering = ("priority", "pk")
 
     def save_model(self, request, obj, form, change):
-        services.allocation_rule_save(
-            rule=obj,
-            business_unit=obj.business_unit,
-            tag_key=obj.tag_key,
-            tag_values=obj.tag_values,
-            priority=obj.priority,
-            is_active=obj.is_active,
-            description=obj.description,
-            by=request.user,
-        )
+        try:
+            services.allocation_rule_save(
+                rule=obj,
+                business_unit=obj.business_unit,
+                tag_key=obj.tag_key,
+                tag_values=obj.tag_values,
+                priority=obj.priority,
+                is_active=obj.is_active,
+                description=obj.description,
+                by=request.user,
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
 
     def delete_model(self, request, obj):
         services.allocation_rule_delete(rule=obj, by=request.user)
 
     def delete_queryset(self, request, queryset):
-        queryset.delete()
-        services.allocation_apply()
+        for rule in queryset:
+            services.allocation_rule_delete(rule=rule, by=request.user)
 
 
 @admin.register(TagSet)
-class TagSetAdmin(admin.ModelAdmin):
+class TagSetAdmin(CostManagerOnly, admin.ModelAdmin):
     list_display = ("pk", "__str__", "business_unit", "rule")
     list_filter = ("business_unit",)
     list_select_related = ("business_unit", "rule__business_unit")
@@ -62,7 +92,7 @@ class TagSetAdmin(admin.ModelAdmin):
 
 
 @admin.register(CostRow)
-class CostRowAdmin(admin.ModelAdmin):
+class CostRowAdmin(CostManagerOnly, admin.ModelAdmin):
     list_display = (
         "usage_date",
         "service_name",
@@ -80,4 +110,7 @@ class CostRowAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -27,12 +27,34 @@ LINE_HEADER = [
 ]
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """Text that a spreadsheet would run as a formula is written as plain text instead.
+
+    Service and business-unit names come from billing files; ``=HYPERLINK(...)`` in one
+    must not become a live formula in finance's workbook.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _lines(chargeback: Chargeback):
     month = chargeback.month.strftime("%Y-%m")
     for currency, cur in chargeback.currencies.items():
         for line in cur.lines:
             for service, amount in line.by_service.items():
-                yield [month, chargeback.basis, currency, line.code, line.name, service, amount]
+                yield [
+                    month,
+                    chargeback.basis,
+                    currency,
+                    line.code,
+                    _cell(line.name),
+                    _cell(service),
+                    amount,
+                ]
 
 
 def chargeback_csv(chargeback: Chargeback) -> bytes:
@@ -56,7 +78,9 @@ def chargeback_xlsx(chargeback: Chargeback) -> bytes:
     month = chargeback.month.strftime("%Y-%m")
     for currency, cur in chargeback.currencies.items():
         for line in cur.lines:
-            summary.append([month, chargeback.basis, currency, line.code, line.name, line.amount])
+            summary.append(
+                [month, chargeback.basis, currency, line.code, _cell(line.name), line.amount]
+            )
         summary.append([month, chargeback.basis, currency, "TOTAL", "Total", cur.total])
         summary.cell(summary.max_row, 4).font = Font(bold=True)
     lines = book.create_sheet("Lines")

@@ -7,6 +7,7 @@ DESIGN.md §3: one row per (account, resource, SKU, tag set, charge category, us
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
@@ -17,7 +18,13 @@ from pathlib import Path
 import polars as pl
 
 from costs.sources import aws_cur, azure_export, focus, gcp_export
-from costs.sources.base import LINE, BillingFileError, ParsedCharges, SourceTable
+from costs.sources.base import (
+    LINE,
+    TEXT_LIMITS,
+    BillingFileError,
+    ParsedCharges,
+    SourceTable,
+)
 from costs.sources.reader import iter_tables, read_header, read_table
 
 ADAPTERS = {
@@ -100,6 +107,8 @@ def canonical_tags(tags: dict[str, str]) -> tuple[str, dict[str, str]]:
     clean: dict[str, str] = {}
     for key, value in tags.items():
         key = key.strip()
+        if "\x00" in key or "\x00" in value:
+            raise ValueError("a tag holds a NUL character")
         if key and key not in clean:
             clean[key] = value.strip()
     ordered = dict(sorted(clean.items()))
@@ -112,25 +121,30 @@ def _attach_tag_sets(
 ) -> tuple[pl.DataFrame, dict[str, dict[str, str]]]:
     """Parse each distinct tags text once and replace the column by the tag-set digest."""
     frame = parsed.frame
-    distinct = frame.select(pl.col("tags"), pl.col(LINE)).group_by("tags").agg(pl.col(LINE).min())
+    distinct = (
+        frame.select(pl.col("tags"), pl.col(LINE)).group_by("tags").agg(pl.col(LINE).min())
+    ).sort(LINE)
     digests: list[str] = []
     tag_sets: dict[str, dict[str, str]] = {}
     for raw, line in distinct.iter_rows():
         try:
-            tags = parsed.tag_parser(raw) if raw else {}
-        except (ValueError, SyntaxError) as exc:
+            digest, clean = canonical_tags(parsed.tag_parser(raw) if raw else {})
+        except (ValueError, SyntaxError, RecursionError, TypeError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise table.error(
-                f"tags cannot be read: {exc}",
+                f"tags cannot be read: {reason}",
                 line=line,
                 column="Tags",
                 hint='tags must be a key/value object such as {"team": "research"}',
             ) from exc
-        digest, clean = canonical_tags(tags)
         digests.append(digest)
         tag_sets[digest] = clean
     lookup = distinct.select(pl.col("tags"), pl.Series("tag_digest", digests, dtype=pl.String))
     frame = frame.join(lookup, on="tags", how="left", nulls_equal=True).drop("tags")
     return frame, tag_sets
+
+
+_EARLIEST, _LATEST = dt.date(1990, 1, 1), dt.date(2199, 12, 31)
 
 
 def _validate(table: SourceTable, frame: pl.DataFrame) -> None:
@@ -144,6 +158,31 @@ def _validate(table: SourceTable, frame: pl.DataFrame) -> None:
         (pl.col("billing_period").is_null(), "billing period", "the billing period is empty"),
         (pl.col("usage_date").is_null(), "usage date", "the usage date is empty"),
     ]
+    for name in ("billing_period", "usage_date"):
+        checks.append(
+            (
+                ~pl.col(name).is_between(_EARLIEST, _LATEST),
+                name.replace("_", " "),
+                f"the {name.replace('_', ' ')} is outside {_EARLIEST:%Y} to {_LATEST:%Y}",
+            )
+        )
+    for name, limit in TEXT_LIMITS.items():
+        checks.append(
+            (
+                pl.col(name).str.len_chars() > limit,
+                name.replace("_", " "),
+                f"the {name.replace('_', ' ')} is longer than {limit} characters",
+            )
+        )
+    for name in (*TEXT_LIMITS, "tags"):
+        checks.append(
+            (
+                pl.col(name).str.contains("\x00", literal=True).fill_null(False),
+                name.replace("_", " "),
+                "the value holds a NUL character, which a billing export never has; "
+                "is the file corrupt?",
+            )
+        )
     for bad, column, message in checks:
         hit = frame.filter(bad).head(1)
         if hit.height:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import io
 import logging
 import uuid
@@ -14,6 +16,7 @@ import yaml
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from costs import allocation
@@ -113,18 +116,32 @@ def _progress(billing_import: BillingImport):
     return report
 
 
+def _claim(billing_import: BillingImport, now) -> bool:
+    """Move a queued import to running, once: a redelivered task must not run it twice.
+
+    A running import whose worker died is taken over after the task time limit.
+    """
+    stale = now - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    claimed = (
+        BillingImport.objects.filter(pk=billing_import.pk)
+        .filter(
+            Q(status=ImportStatus.QUEUED) | Q(status=ImportStatus.RUNNING, started_at__lt=stale)
+        )
+        .update(status=ImportStatus.RUNNING, started_at=now, error="")
+    )
+    return claimed == 1
+
+
 def billing_import_run(*, billing_import: BillingImport) -> BillingImport:
     """Parse, aggregate and store one import atomically; record success or the failure.
 
     A failure leaves the database as it was before the import (bar the import record, which
     says what went wrong), so a bad file never half-replaces a good month.
     """
-    if billing_import.is_finished:
-        return billing_import
     started = timezone.now()
-    BillingImport.objects.filter(pk=billing_import.pk).update(
-        status=ImportStatus.RUNNING, started_at=started, error=""
-    )
+    if not _claim(billing_import, started):
+        billing_import.refresh_from_db()
+        return billing_import
     billing_import.status, billing_import.started_at = ImportStatus.RUNNING, started
     report = _progress(billing_import)
     try:
@@ -160,7 +177,28 @@ def _finish_failed(billing_import: BillingImport, message: str) -> BillingImport
     return billing_import
 
 
+def _lock_slices(*, fmt: str, slices: Iterable[tuple[str, str]]) -> None:
+    """Serialise imports of the same (format, account, period) until this one commits.
+
+    Without it, two imports of one month running at once each delete the rows committed
+    before them and both insert: the month counts twice. Locks are taken in a fixed order
+    so two imports of overlapping slices cannot deadlock.
+    """
+    if connection.vendor != "postgresql":
+        return  # SQLite lets one writer in at a time anyway
+    keys = sorted(
+        int.from_bytes(
+            hashlib.blake2b(f"{fmt}|{a}|{p}".encode(), digest_size=8).digest(), "big", signed=True
+        )
+        for a, p in slices
+    )
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def _store(*, billing_import: BillingImport, prepared: PreparedImport) -> int:
+    _lock_slices(fmt=prepared.format, slices=prepared.slices)
     tag_ids = tag_sets_ensure(tag_sets=prepared.tag_sets)
     _replace_slices(fmt=prepared.format, slices=prepared.slices, keep=billing_import.pk)
     frame = prepared.daily.with_columns(

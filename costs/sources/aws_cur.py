@@ -231,7 +231,9 @@ def parse(table: SourceTable) -> ParsedCharges:
     quantity = amount("line_item_usage_amount")
     amortisation = {name: amount(name) for name in AMORTISATION}
     category = map_charge_category(table, frame, columns["line_item_line_item_type"], CATEGORY_MAP)
-    period = parse_datetime(table, frame, columns["bill_billing_period_start_date"])
+    period = parse_datetime(
+        table, frame, columns["bill_billing_period_start_date"], as_written=True
+    )
     usage = _usage_start(table, columns)
 
     region_from_zone = col("line_item_availability_zone").str.extract(r"^(.*\d)[a-z]$", 1)

@@ -88,7 +88,11 @@ def parse(table: SourceTable) -> ParsedCharges:
     payg = parse_decimal(table, frame, payg_col, required=False, default_zero=False)
     usage = parse_datetime(table, frame, cols["Date"])
     period_col = optional_column(table, "BillingPeriodStartDate")
-    period = parse_datetime(table, frame, period_col, required=False) if period_col else usage
+    period = (
+        parse_datetime(table, frame, period_col, required=False, as_written=True)
+        if period_col
+        else usage
+    )
     category = map_charge_category(table, frame, cols["ChargeType"], CATEGORY_MAP)
 
     out = frame.select(

@@ -51,6 +51,24 @@ CHARGE_SCHEMA: dict[str, pl.DataType] = {
 
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 
+# Longest text each column may hold once stored (the CostRow fields' max_length).
+TEXT_LIMITS = {
+    "provider": 64,
+    "billing_account_id": 128,
+    "billing_account_name": 255,
+    "sub_account_id": 128,
+    "sub_account_name": 255,
+    "service_name": 255,
+    "service_category": 128,
+    "resource_id": 1024,
+    "resource_name": 512,
+    "sku_id": 255,
+    "region": 64,
+    "pricing_unit": 64,
+}
+# Amounts are stored with 14 digits before the point; refuse what would not fit.
+AMOUNT_LIMIT = 10**13
+
 TagParser = Callable[[str], dict[str, str]]
 
 
@@ -223,6 +241,14 @@ def parse_decimal(
         what="a number",
         hint="cost and quantity columns must hold plain decimal numbers (0 is fine)",
     )
+    too_big = first_bad(frame, parsed.abs() >= AMOUNT_LIMIT, raw)
+    if too_big:
+        raise table.error(
+            f"{too_big[1]!r} is too large for an amount",
+            line=too_big[0],
+            column=column,
+            hint=f"amounts must be below {AMOUNT_LIMIT:,}; is the column in the right unit?",
+        )
     result = frame.select(parsed.alias(column)).to_series()
     return result.fill_null(0) if default_zero else result
 
@@ -256,16 +282,25 @@ def datetime_expr(raw: pl.Expr) -> pl.Expr:
 
 
 def parse_datetime(
-    table: SourceTable, frame: pl.DataFrame, column: str, *, required: bool = True
+    table: SourceTable,
+    frame: pl.DataFrame,
+    column: str,
+    *,
+    required: bool = True,
+    as_written: bool = False,
 ) -> pl.Series:
+    """Parse a date/time column to naive UTC; ``as_written`` keeps the wall-clock value.
+
+    Billing-period starts use ``as_written``: ``2026-10-01T00:00:00+05:30`` is the October
+    invoice, even though in UTC it is still the 30th of September.
+    """
     # An hourly bill repeats the same few hundred timestamps; parse each distinct one once.
     values = frame.select(text(pl.col(column)).alias("raw"), pl.col(LINE))
-    distinct = (
-        values.group_by("raw")
-        .agg(pl.col(LINE).min())
-        .sort(LINE)
-        .with_columns(parsed=datetime_expr(pl.col("raw")))
-    )
+    distinct = values.group_by("raw").agg(pl.col(LINE).min()).sort(LINE)
+    source = pl.col("raw")
+    if as_written:
+        source = source.str.replace(r"(?i)\s*(z|utc|[+-]\d\d:?\d\d)$", "")
+    distinct = distinct.with_columns(parsed=datetime_expr(source))
     _check_parsed(
         table,
         distinct,
@@ -334,7 +369,14 @@ def parse_json_tags(raw: str) -> dict[str, str]:
         raise ValueError(f"tags are not a JSON object ({exc.msg})") from exc
     if not isinstance(value, dict):
         raise ValueError("tags are not a JSON object")
-    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    return {str(k): _tag_text(v) for k, v in value.items()}
+
+
+def _tag_text(value: object) -> str:
+    """A tag value as text: strings as they are, anything else as its JSON spelling."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def parse_key_values(raw: str | None) -> dict[str, str]:

@@ -160,7 +160,7 @@ def parse(table: SourceTable) -> ParsedCharges:
     quantity = parse_decimal(
         table, frame, optional_column(table, "ConsumedQuantity", "PricingQuantity"), required=False
     )
-    period = parse_datetime(table, frame, cols["BillingPeriodStart"])
+    period = parse_datetime(table, frame, cols["BillingPeriodStart"], as_written=True)
     charge_start = parse_datetime(table, frame, cols["ChargePeriodStart"])
     category = map_charge_category(table, frame, cols["ChargeCategory"], CATEGORY_MAP)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 from collections.abc import Callable, Iterator
@@ -199,6 +200,7 @@ def iter_tables(
     )
     batches = lazy.collect_batches(chunk_size=chunk_rows)
     seen = False
+    last_line = 0
     while True:
         try:
             frame = next(batches)
@@ -209,7 +211,39 @@ def iter_tables(
         if frame.height == 0:
             continue
         seen = True
+        last_line = int(frame[LINE][-1])
         frame = frame.rename({c: _clean(c) for c in frame.columns})
         yield SourceTable(path=Path(name), frame=frame, first_line=2, header=header)
     if not seen:
         raise BillingFileError("the file has a header but no rows", file=name, line=2)
+    _check_not_cut(path, name, last_line)
+
+
+def _fields(line: bytes) -> int:
+    text = line.decode("utf-8", "replace")
+    return len(next(csv.reader([text]), []))
+
+
+def _check_not_cut(path: Path, name: str, last_line: int) -> None:
+    """Fail when the last line has fewer fields than the first: the file was cut off.
+
+    Compared with the first data line rather than the header, because some exporters write
+    every line one field short of their header, which is harmless.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16).splitlines()
+        fh.seek(max(0, path.stat().st_size - (1 << 16)))
+        end = fh.read()
+    if end.endswith(b"\n"):
+        return  # a complete last line; only a file cut mid-line is detectable here
+    tail = [line for line in end.splitlines() if line.strip()]
+    if len(head) < 2 or not tail:
+        return
+    expected, found = _fields(head[1]), _fields(tail[-1])
+    if found < expected:
+        raise BillingFileError(
+            f"the last line has {found} fields but the lines before it have {expected}",
+            file=name,
+            line=last_line,
+            hint="the file looks cut off; export or download it again",
+        )
