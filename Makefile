@@ -22,9 +22,9 @@ demo: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	$(BIN)/python manage.py seed_demo
 	@echo ""
-	@echo "  Capgov is running at http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
+	@echo "  Capgov is starting at http://$(HOST):$(PORT)/  (sign in as fiona / capgov-demo; Ctrl-C to stop)"
 	@echo ""
-	$(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-false} $(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
 
 test: install
 	$(BIN)/ruff check .
