@@ -23,6 +23,8 @@ from governance.exceptions import DomainError
 from governance.permissions import cost_manager_required
 from governance.selectors import business_unit_list
 
+RESOURCE_LIMIT = 200
+
 
 def _month_and_basis(request: HttpRequest) -> tuple[dt.date | None, str, list[dt.date]]:
     months = selectors.chargeback_months(user=request.user)
@@ -152,8 +154,16 @@ def chargeback_resources(request: HttpRequest) -> HttpResponse:
         raise Http404("Unallocated costs are visible to finance and platform admins.")
     service = request.GET.get("service", "")
     rows = selectors.chargeback_resources(
-        user=request.user, month=month, basis=basis, business_unit=unit, service=service
+        user=request.user,
+        month=month,
+        basis=basis,
+        business_unit=unit,
+        service=service,
+        limit=RESOURCE_LIMIT,
     )
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        totals[row["currency"]] = totals.get(row["currency"], Decimal(0)) + row["amount"]
     return render(
         request,
         "costs/chargeback_resources.html",
@@ -164,6 +174,8 @@ def chargeback_resources(request: HttpRequest) -> HttpResponse:
             "unit": unit,
             "service": service,
             "rows": rows,
+            "limit": RESOURCE_LIMIT,
+            "totals": [{"currency": c, "amount": a} for c, a in sorted(totals.items())],
         },
     )
 
@@ -269,7 +281,11 @@ def rule_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         rule = _rule_save(request, form, None)
         if rule:
-            messages.success(request, f"Rule saved: {rule}. Costs were re-attributed.")
+            messages.success(
+                request,
+                f"Rule saved: tag {rule.tag_key} → {rule.business_unit.code} "
+                f"(priority {rule.priority}). Costs were re-attributed.",
+            )
             target = request.POST.get("next", "")
             if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
                 target = reverse("costs:rule-list")
