@@ -28,8 +28,21 @@ class CostManagerOnly:
         return self._allowed(request) and super().has_delete_permission(request, obj)
 
 
+class ReadOnly:
+    """Rows written only by the importer (upload page or `import_billing`), never by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(BillingImport)
-class BillingImportAdmin(CostManagerOnly, admin.ModelAdmin):
+class BillingImportAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
     list_display = (
         "pk",
         "file_name",
@@ -41,16 +54,6 @@ class BillingImportAdmin(CostManagerOnly, admin.ModelAdmin):
     )
     list_filter = ("status", "detected_format")
     readonly_fields = [f.name for f in BillingImport._meta.fields]
-
-    # Imports happen through the upload page or `import_billing`, never by hand here.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AllocationRule)
@@ -92,7 +95,7 @@ class TagSetAdmin(CostManagerOnly, admin.ModelAdmin):
 
 
 @admin.register(CostRow)
-class CostRowAdmin(CostManagerOnly, admin.ModelAdmin):
+class CostRowAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
     list_display = (
         "usage_date",
         "service_name",
@@ -105,12 +108,3 @@ class CostRowAdmin(CostManagerOnly, admin.ModelAdmin):
     search_fields = ("resource_id", "service_name", "sub_account_id")
     list_select_related = ("tag_set",)
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -42,54 +42,12 @@ from pathlib import Path
 
 import polars as pl
 
+from costs.sources import focus
+
 __all__ = ["BENCH_COLUMNS", "FOCUS_COLUMNS", "PROFILES", "focus_frame", "write_focus_csv"]
 
 # The 43 columns of FOCUS 1.0, in the alphabetical order providers' exports use.
-FOCUS_COLUMNS: tuple[str, ...] = (
-    "AvailabilityZone",
-    "BilledCost",
-    "BillingAccountId",
-    "BillingAccountName",
-    "BillingCurrency",
-    "BillingPeriodEnd",
-    "BillingPeriodStart",
-    "ChargeCategory",
-    "ChargeClass",
-    "ChargeDescription",
-    "ChargeFrequency",
-    "ChargePeriodEnd",
-    "ChargePeriodStart",
-    "CommitmentDiscountCategory",
-    "CommitmentDiscountId",
-    "CommitmentDiscountName",
-    "CommitmentDiscountStatus",
-    "CommitmentDiscountType",
-    "ConsumedQuantity",
-    "ConsumedUnit",
-    "ContractedCost",
-    "ContractedUnitPrice",
-    "EffectiveCost",
-    "InvoiceIssuerName",
-    "ListCost",
-    "ListUnitPrice",
-    "PricingCategory",
-    "PricingQuantity",
-    "PricingUnit",
-    "ProviderName",
-    "PublisherName",
-    "RegionId",
-    "RegionName",
-    "ResourceId",
-    "ResourceName",
-    "ResourceType",
-    "ServiceCategory",
-    "ServiceName",
-    "SkuId",
-    "SkuPriceId",
-    "SubAccountId",
-    "SubAccountName",
-    "Tags",
-)
+FOCUS_COLUMNS: tuple[str, ...] = focus.COLUMNS_1_0
 # The bench profile's leaner file: the 21 columns FOCUS 1.0 makes mandatory and the
 # conditional ones an importer needs to place a cost (resource, SKU, region, tags, account,
 # commitment) - the ~30-column shape the reference speeds in DESIGN.md are quoted for.

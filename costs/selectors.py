@@ -164,8 +164,12 @@ def chargeback_get(*, user: User | None, month: dt.date, basis: str = "billed") 
                 name=units[bu_id].name if bu_id else "Unallocated",
                 business_unit_id=bu_id,
                 amount=unit_totals[bu_id],
-                by_service=_distribute_to(unit_totals[bu_id], services, currency),
-                by_charge_category=_distribute_to(unit_totals[bu_id], categories, currency),
+                by_service=_largest_first(
+                    money_distribute(services, currency, total=unit_totals[bu_id])
+                ),
+                by_charge_category=_largest_first(
+                    money_distribute(categories, currency, total=unit_totals[bu_id])
+                ),
             )
             lines.append(line)
         if not lines:
@@ -180,14 +184,8 @@ def chargeback_get(*, user: User | None, month: dt.date, basis: str = "billed") 
     return Chargeback(month=month, basis=basis, currencies=currencies, complete=visible is None)
 
 
-def _distribute_to(total: Decimal, parts: dict[str, Decimal], currency: str) -> dict[str, Decimal]:
-    """Split a rounded total over exact parts so the rounded parts add up to it."""
-    rounded = money_distribute(parts, currency)
-    drift = total - sum(rounded.values(), ZERO)
-    if drift and rounded:
-        largest = max(rounded, key=lambda k: abs(parts[k]))
-        rounded[largest] += drift
-    return dict(sorted(rounded.items(), key=lambda kv: -abs(kv[1])))
+def _largest_first(amounts: dict[str, Decimal]) -> dict[str, Decimal]:
+    return dict(sorted(amounts.items(), key=lambda kv: -abs(kv[1])))
 
 
 def chargeback_months(*, user: User | None) -> list[dt.date]:

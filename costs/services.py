@@ -56,9 +56,9 @@ _STORAGE_DECIMAL = pl.Decimal(24, 10)
 _COPY_SLICE_ROWS = 50_000
 
 
-def _require_cost_manager(by: User | None) -> None:
+def _require_cost_manager(by: User | None, action: str = "import billing data") -> None:
     if by is not None and not by.manages_costs:
-        raise PermissionDeniedError("Only finance and platform admins may import billing data.")
+        raise PermissionDeniedError(f"Only finance and platform admins may {action}.")
 
 
 # --- Billing imports --------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def _bulk_insert(frame: pl.DataFrame) -> None:
 
 def billing_import_delete(*, billing_import: BillingImport, by: User | None = None) -> None:
     """Remove an import and the cost rows it still holds."""
-    _require_cost_manager(by)
+    _require_cost_manager(by, "delete billing imports")
     with transaction.atomic():
         CostRow.objects.filter(billing_import=billing_import).delete()
         billing_import.delete()
@@ -333,7 +333,7 @@ def allocation_rule_save(
     by: User | None = None,
 ) -> AllocationRule:
     """Create or change a rule and re-attribute costs with it at once."""
-    _require_rule_editor(by)
+    _require_cost_manager(by, "change allocation rules")
     tag_key = tag_key.strip()
     if not allocation.normalise_key(tag_key):
         raise DomainError("The tag key is empty; give the tag or label key to match, e.g. team.")
@@ -347,14 +347,9 @@ def allocation_rule_save(
     return rule
 
 
-def _require_rule_editor(by: User | None) -> None:
-    if by is not None and not by.manages_costs:
-        raise PermissionDeniedError("Only finance and platform admins may change allocation rules.")
-
-
 @transaction.atomic
 def allocation_rule_delete(*, rule: AllocationRule, by: User | None = None) -> None:
-    _require_rule_editor(by)
+    _require_cost_manager(by, "change allocation rules")
     rule.delete()
     allocation_apply()
 

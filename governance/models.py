@@ -73,12 +73,9 @@ class User(AbstractUser):
 
     @cached_property
     def scoped_business_unit_ids(self) -> frozenset[int]:
-        """Business units whose costs this person may read (all of them for finance)."""
-        if self.sees_all_business_units:
-            return frozenset(BusinessUnit.objects.values_list("pk", flat=True))
-        own = set(self.business_units.values_list("pk", flat=True))
-        own.update(self.owned_business_units.values_list("pk", flat=True))
-        return frozenset(own)
+        """Business units this person belongs to or owns (their scope without a wide role)."""
+        units = BusinessUnit.objects.filter(models.Q(members=self) | models.Q(owner=self))
+        return frozenset(units.values_list("pk", flat=True))
 
 
 class RoleAssignment(models.Model):

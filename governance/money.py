@@ -48,25 +48,38 @@ def money_round(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
 
 
-def money_distribute(parts: Mapping[K, Decimal], currency: str) -> dict[K, Decimal]:
+def money_distribute(
+    parts: Mapping[K, Decimal], currency: str, *, total: Decimal | None = None
+) -> dict[K, Decimal]:
     """Round each part so the rounded parts sum exactly to the rounded total.
 
     Largest-remainder method: every part is rounded down to the minor unit, then the units
-    still missing from the rounded total go, one each, to the parts that lost the most.
-    Ties go to the larger part, then to the key order given, so the result is stable.
+    still missing from the total go, one each, to the parts that lost the most. Ties go to
+    the larger part, then to the key order given, so the result is stable.
+
+    ``total`` is an already-rounded amount to split instead (a business unit's line, split
+    over its services); it may differ from the parts' own rounded sum by a unit or two, which
+    is then taken from, or given to, the parts whose rounding mattered least or most.
     """
     if not parts:
         return {}
     unit = minor_unit(currency)
-    total = money_round(sum(parts.values(), Decimal(0)), currency)
+    if total is None:
+        total = money_round(sum(parts.values(), Decimal(0)), currency)
     floors = {k: v.quantize(unit, rounding=ROUND_FLOOR) for k, v in parts.items()}
     missing = int((total - sum(floors.values(), Decimal(0))) / unit)
-    order = sorted(
-        enumerate(parts),
-        key=lambda item: (parts[item[1]] - floors[item[1]], parts[item[1]], -item[0]),
-        reverse=True,
-    )
+    order = [
+        key
+        for _, key in sorted(
+            enumerate(parts),
+            key=lambda item: (parts[item[1]] - floors[item[1]], parts[item[1]], -item[0]),
+            reverse=True,
+        )
+    ]
     result = dict(floors)
-    for _, key in order[:missing]:
-        result[key] += unit
+    step = unit if missing >= 0 else -unit
+    if missing < 0:
+        order.reverse()
+    for index in range(abs(missing)):
+        result[order[index % len(order)]] += step
     return result

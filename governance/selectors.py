@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 
-from governance.models import BusinessUnit, RoleAssignment, User
-
-
-def person_list() -> QuerySet[User]:
-    return User.objects.prefetch_related(
-        Prefetch("role_assignments", queryset=RoleAssignment.objects.order_by("role")),
-        "business_units",
-    ).order_by("username")
-
-
-def business_unit_get(*, code: str) -> BusinessUnit | None:
-    return BusinessUnit.objects.filter(code=code.upper()).first()
+from governance.models import BusinessUnit, User
 
 
 def visible_unit_ids(user: User | AnonymousUser | None) -> frozenset[int] | None:

@@ -1,4 +1,4 @@
-"""Writes about the organisation: business units, people and their roles."""
+"""Writes about the organisation: people, their roles and business-unit scope."""
 
 from __future__ import annotations
 
@@ -11,54 +11,52 @@ from governance.exceptions import DomainError
 from governance.models import BusinessUnit, RoleAssignment, User
 
 
-def business_unit_create(
-    *, code: str, name: str, cost_centre: str = "", owner: User | None = None
-) -> BusinessUnit:
-    code = code.strip().upper()
-    if not code or not name.strip():
-        raise DomainError("A business unit needs a code and a name.")
-    if BusinessUnit.objects.filter(code=code).exists():
-        raise DomainError(f"A business unit with code {code} already exists.")
-    return BusinessUnit.objects.create(
-        code=code, name=name.strip(), cost_centre=cost_centre, owner=owner
-    )
-
-
 @transaction.atomic
-def person_create(
+def person_upsert(
     *,
     username: str,
     email: str,
-    password: str | None = None,
     first_name: str = "",
     last_name: str = "",
+    password: str | None = None,
     roles: Iterable[str] = (),
     business_units: Iterable[BusinessUnit] = (),
+    is_staff: bool = False,
 ) -> User:
-    """Create a person with their roles and business-unit scope."""
-    roles = list(roles)
-    unknown = set(roles) - set(Role.values)
-    if unknown:
-        raise DomainError(f"Unknown role(s): {', '.join(sorted(unknown))}.")
-    user = User.objects.create_user(
-        username=username,
-        email=email,
-        password=password,
-        first_name=first_name,
-        last_name=last_name,
-    )
-    RoleAssignment.objects.bulk_create(RoleAssignment(user=user, role=r) for r in roles)
-    user.business_units.set(business_units)
-    return user
+    """Create a person, or bring an existing one to exactly these roles and this scope.
 
-
-def person_roles_set(*, user: User, roles: Iterable[str]) -> None:
+    The password is set only when the person is created, so re-running a seed never
+    resets a password someone changed.
+    """
     roles = set(roles)
     unknown = roles - set(Role.values)
     if unknown:
         raise DomainError(f"Unknown role(s): {', '.join(sorted(unknown))}.")
-    with transaction.atomic():
-        user.role_assignments.exclude(role__in=roles).delete()
-        have = set(user.role_assignments.values_list("role", flat=True))
-        RoleAssignment.objects.bulk_create(RoleAssignment(user=user, role=r) for r in roles - have)
+    user, created = User.objects.get_or_create(
+        username=username,
+        defaults={
+            "email": email,
+            "first_name": first_name,
+            "last_name": last_name,
+            "is_staff": is_staff,
+            "is_superuser": is_staff,
+        },
+    )
+    if created:
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(update_fields=["password"])
+    user.role_assignments.exclude(role__in=roles).delete()
+    have = set(user.role_assignments.values_list("role", flat=True))
+    RoleAssignment.objects.bulk_create(RoleAssignment(user=user, role=r) for r in roles - have)
+    user.business_units.set(business_units)
     user.__dict__.pop("role_set", None)
+    return user
+
+
+def business_unit_owner_set(*, business_unit: BusinessUnit, owner: User | None) -> None:
+    """The owner sees the unit's costs whether or not they are a member of it."""
+    business_unit.owner = owner
+    business_unit.save(update_fields=["owner"])

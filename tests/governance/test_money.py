@@ -42,3 +42,9 @@ def test_money_distribute_uses_the_currency_minor_unit():
 def test_money_distribute_is_stable_for_equal_remainders():
     parts = {"A": D("0.005"), "B": D("0.005")}
     assert money_distribute(parts, "USD") == money_distribute(dict(parts), "USD")
+
+
+def test_money_distribute_splits_a_given_total_exactly():
+    parts = {"EC2": D("0.004"), "S3": D("0.004"), "ELB": D("0.004")}  # rounds to 0.01 alone
+    assert sum(money_distribute(parts, "USD", total=D("0.02")).values()) == D("0.02")
+    assert sum(money_distribute(parts, "USD", total=D("-0.01")).values()) == D("-0.01")

@@ -13,7 +13,8 @@ from django.utils import timezone
 from costs import sampledata, services
 from costs.models import ImportStatus
 from governance.choices import Role
-from governance.models import BusinessUnit, RoleAssignment, User
+from governance.models import BusinessUnit, User
+from governance.services import business_unit_owner_set, person_upsert
 
 DEMO_PASSWORD = "capgov-demo"  # noqa: S105 - printed on screen for the local demo
 RULES = Path(services.__file__).parent / "demo" / "allocation_rules.yaml"
@@ -79,22 +80,18 @@ class Command(BaseCommand):
     def _organisation(self) -> None:
         services.allocation_rules_load(text=RULES.read_text(), file_name=RULES.name)
         units = {bu.code: bu for bu in BusinessUnit.objects.all()}
-        for username, first, last, roles, scope, staff in PEOPLE:
-            user, created = User.objects.get_or_create(
+        people = {
+            username: person_upsert(
                 username=username,
-                defaults={
-                    "first_name": first,
-                    "last_name": last,
-                    "email": f"{username}@capgov.example",
-                    "is_staff": staff,
-                    "is_superuser": staff,
-                },
+                email=f"{username}@capgov.example",
+                first_name=first,
+                last_name=last,
+                password=DEMO_PASSWORD,
+                roles=roles,
+                business_units=[units[c] for c in scope],
+                is_staff=staff,
             )
-            if created:
-                user.set_password(DEMO_PASSWORD)
-                user.save(update_fields=["password"])
-            for role in roles:
-                RoleAssignment.objects.get_or_create(user=user, role=role)
-            user.business_units.set(units[c] for c in scope)
+            for username, first, last, roles, scope, staff in PEOPLE
+        }
         for code, username in OWNERS.items():
-            BusinessUnit.objects.filter(code=code).update(owner=User.objects.get(username=username))
+            business_unit_owner_set(business_unit=units[code], owner=people[username])
