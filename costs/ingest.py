@@ -256,7 +256,6 @@ def prepare(
     partials: list[pl.DataFrame] = []
     tag_sets: dict[str, dict[str, str]] = {}
     warnings: list[str] = []
-    totals: dict[str, Decimal] = {}
     period_totals: dict[str, dict[str, Decimal]] = {}
     rows_read = 0
     for table in tables:
@@ -269,8 +268,6 @@ def prepare(
         frame, chunk_tags = _attach_tag_sets(table, parsed)
         tag_sets.update(chunk_tags)
         warnings += [w for w in parsed.warnings if w not in warnings]
-        for currency, amount in _decimal_totals(frame, ["currency"]):
-            totals[currency] = totals.get(currency, Decimal(0)) + Decimal(amount)
         for period, currency, amount in _decimal_totals(frame, ["billing_period", "currency"]):
             month = period_totals.setdefault(period.strftime("%Y-%m"), {})
             month[currency] = month.get(currency, Decimal(0)) + Decimal(amount)
@@ -280,6 +277,10 @@ def prepare(
         raise BillingFileError(
             "no charge lines left after reading", file=name, hint="is this the right file?"
         )
+    totals: dict[str, Decimal] = {}
+    for month in period_totals.values():
+        for currency, amount in month.items():
+            totals[currency] = totals.get(currency, Decimal(0)) + amount
     report("aggregating", 65)
     daily = _aggregate(pl.concat(partials)) if len(partials) > 1 else partials[0]
     daily = daily.sort("billing_period", "usage_date", "billing_account_id").with_columns(

@@ -26,12 +26,19 @@ from governance.selectors import business_unit_list
 RESOURCE_LIMIT = 200
 
 
-def _month_and_basis(request: HttpRequest) -> tuple[dt.date | None, str, list[dt.date]]:
-    months = selectors.chargeback_months(user=request.user)
+def _month_and_basis(
+    request: HttpRequest, *, picker: bool = True
+) -> tuple[dt.date | None, str, list[dt.date]]:
+    """The month and basis asked for, defaulting to the latest month with costs.
+
+    The list of months (a DISTINCT over the cost rows) is read only for pages that show a
+    month picker, or when no month was given.
+    """
     basis = request.GET.get("basis", "billed")
     if basis not in selectors.BASES:
         basis = "billed"
     raw = request.GET.get("month")
+    months = selectors.chargeback_months(user=request.user) if picker or not raw else []
     if raw:
         try:
             return selectors.month_parse(raw), basis, months
@@ -131,7 +138,7 @@ def chargeback(request: HttpRequest) -> HttpResponse:
 
 
 def chargeback_export(request: HttpRequest) -> HttpResponse:
-    month, basis, _ = _month_and_basis(request)
+    month, basis, _ = _month_and_basis(request, picker=False)
     fmt = request.GET.get("format", "csv")
     if fmt not in EXPORTERS or month is None:
         raise Http404("Choose a month with costs and a format: csv, xlsx or json.")
@@ -143,7 +150,7 @@ def chargeback_export(request: HttpRequest) -> HttpResponse:
 
 
 def chargeback_resources(request: HttpRequest) -> HttpResponse:
-    month, basis, _ = _month_and_basis(request)
+    month, basis, _ = _month_and_basis(request, picker=False)
     if month is None:
         raise Http404("No costs yet.")
     code = request.GET.get("bu", selectors.UNALLOCATED).upper()

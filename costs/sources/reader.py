@@ -108,12 +108,34 @@ def read_header(path: Path, *, display_name: str | None = None) -> list[str]:
     kind, _ = _sniff(path)
     try:
         if kind == "parquet":
-            return [_clean(c) for c in pl.read_parquet_schema(path)]
+            return _flat_names(dict(pl.read_parquet_schema(path)))
         if kind == "csv":
-            return [_clean(c) for c in pl.read_csv(path, n_rows=0, infer_schema=False).columns]
+            return _csv_columns(path, None)[0]
     except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
         raise _unreadable(name, kind, exc) from exc
     return []  # JSONL: the names come with the rows
+
+
+def _csv_columns(
+    path: Path, columns: Callable[[list[str]], list[str]] | None
+) -> tuple[list[str], list[str]]:
+    """The cleaned header, and the columns (as polars names them) worth reading."""
+    raw_names = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+    header = [_clean(c) for c in raw_names]
+    wanted = set(columns(header)) if columns else set(header)
+    selected = [raw for raw, clean in zip(raw_names, header, strict=True) if clean in wanted]
+    return header, selected or raw_names
+
+
+def _flat_names(schema: dict[str, pl.DataType], prefix: str = "") -> list[str]:
+    """Column names as ``_flatten`` will spell them: nested struct fields dotted."""
+    names: list[str] = []
+    for name, dtype in schema.items():
+        if isinstance(dtype, pl.Struct):
+            names += _flat_names({f.name: f.dtype for f in dtype.fields}, f"{prefix}{name}.")
+        else:
+            names.append(f"{prefix}{_clean(name)}")
+    return names
 
 
 def read_table(
@@ -144,15 +166,10 @@ def read_table(
             frame = _flatten(pl.read_ndjson(source, infer_schema_length=None))
             first_line = 1
         else:
-            raw_names = pl.read_csv(path, n_rows=0, infer_schema=False).columns
-            header = [_clean(c) for c in raw_names]
-            wanted = set(columns(header)) if columns else set(header)
+            header, selected = _csv_columns(path, columns)
             frame = pl.read_csv(
                 path,
-                columns=[
-                    raw for raw, clean in zip(raw_names, header, strict=True) if clean in wanted
-                ]
-                or None,
+                columns=selected,
                 infer_schema=False,
                 encoding="utf8-lossy",
                 null_values=None,
@@ -186,15 +203,12 @@ def iter_tables(
         yield read_table(path, display_name=display_name, columns=columns)
         return
     try:
-        raw_names = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+        header, selected = _csv_columns(path, columns)
     except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
         raise _unreadable(name, kind, exc) from exc
-    header = [_clean(c) for c in raw_names]
-    wanted = set(columns(header)) if columns else set(header)
-    selected = [raw for raw, clean in zip(raw_names, header, strict=True) if clean in wanted]
     lazy = (
         pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy")
-        .select(selected or raw_names)
+        .select(selected)
         .with_row_index(LINE, offset=2)
         .with_columns(pl.col(LINE).cast(pl.Int64))
     )

@@ -253,3 +253,25 @@ def test_billing_import_of_a_cut_gzip_fails_cleanly(tmp_path, rules):
     assert result.error.startswith("oct.csv.gz")
     assert "internal error" not in result.error
     assert not CostRow.objects.exists()
+
+
+def test_billing_import_detects_a_nested_parquet_gcp_export(tmp_path, rules):
+    import polars as pl
+
+    path = tmp_path / "gcp.parquet"
+    pl.DataFrame(
+        {
+            "billing_account_id": ["0000-AAAA"],
+            "service": [{"id": "24E6", "description": "BigQuery"}],
+            "invoice": [{"month": "202610"}],
+            "cost": ["12.50"],
+            "currency": ["USD"],
+            "usage_start_time": ["2026-10-09 23:00:00+00:00"],
+            "labels": [[{"key": "team", "value": "research"}]],
+        }
+    ).write_parquet(path)
+    result = services.billing_import(path=path)
+    assert result.status == ImportStatus.SUCCEEDED, result.error
+    assert result.detected_format == "gcp-export"
+    units = selectors.chargeback_get(user=None, month=OCT).as_dict()["currencies"]["USD"]
+    assert units["business_units"] == {"RES": "12.50"}
