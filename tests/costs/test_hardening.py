@@ -164,3 +164,10 @@ def test_admin_hides_cost_data_from_staff_without_a_cost_role(client, october):
     client.login(username=rhea.username, password=PASSWORD)
     assert client.get("/admin/costs/costrow/").status_code == 403
     assert client.get("/admin/costs/allocationrule/").status_code == 403
+
+
+def test_text_limits_match_the_cost_row_columns():
+    from costs.models import CostRow
+    from costs.sources.base import TEXT_LIMITS
+
+    assert TEXT_LIMITS == {name: CostRow._meta.get_field(name).max_length for name in TEXT_LIMITS}
