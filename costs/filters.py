@@ -5,8 +5,9 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
-from costs.models import ChargeCategory, CostRow
-from costs.selectors import BASES, GROUPINGS, UNALLOCATED
+from costs.allocation import normalise_key, normalise_value
+from costs.models import ChargeCategory, CostRow, TagSet
+from costs.selectors import BASES, GROUPINGS, UNALLOCATED, month_parse
 
 
 class CostRowFilterSet(django_filters.FilterSet):
@@ -38,8 +39,6 @@ class CostRowFilterSet(django_filters.FilterSet):
         fields = []
 
     def filter_month(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        from costs.selectors import month_parse
-
         try:
             return queryset.filter(billing_period=month_parse(value))
         except ValueError:
@@ -60,9 +59,6 @@ class CostRowFilterSet(django_filters.FilterSet):
 
     def filter_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # Tag sets are few; match them in Python with the rules' own key normalisation.
-        from costs.allocation import normalise_key, normalise_value
-        from costs.models import TagSet
-
         key, _, wanted = value.partition("=")
         key, wanted = normalise_key(key), normalise_value(wanted)
         ids = [

@@ -7,13 +7,15 @@ from functools import wraps
 
 from django.core.exceptions import PermissionDenied
 
+from governance.selectors import manages_costs
+
 
 def cost_manager_required(view: Callable) -> Callable:
     """Finance and platform admins only (imports, allocation rules, Unallocated)."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not request.user.manages_costs:
+        if not manages_costs(request.user):
             raise PermissionDenied("This page is for finance and platform admins.")
         return view(request, *args, **kwargs)
 

@@ -24,6 +24,7 @@ def visible_unit_ids(user: User | AnonymousUser | None) -> frozenset[int] | None
 
 
 def manages_costs(user: User | AnonymousUser | None) -> bool:
+    """May import billing data and edit rules; ``None`` is the system itself."""
     return user is None or (user.is_authenticated and user.manages_costs)
 
 

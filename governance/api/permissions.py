@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
+from governance.selectors import manages_costs
+
 
 class IsCostManager(BasePermission):
     """Finance and platform admins: imports and allocation rules."""
@@ -9,4 +11,4 @@ class IsCostManager(BasePermission):
     message = "This endpoint is for finance and platform admins."
 
     def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.manages_costs)
+        return manages_costs(request.user)

@@ -170,4 +170,4 @@ def test_text_limits_match_the_cost_row_columns():
     from costs.models import CostRow
     from costs.sources.base import TEXT_LIMITS
 
-    assert TEXT_LIMITS == {name: CostRow._meta.get_field(name).max_length for name in TEXT_LIMITS}
+    assert {name: CostRow._meta.get_field(name).max_length for name in TEXT_LIMITS} == TEXT_LIMITS
