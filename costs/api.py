@@ -207,6 +207,7 @@ class BillingImportViewSet(
             fmt=data.validated_data["format"],
             by=request.user,
         )
+        billing_import.refresh_from_db()  # with eager tasks it has already run
         return Response(
             BillingImportSerializer(billing_import).data, status=status.HTTP_202_ACCEPTED
         )

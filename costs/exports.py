@@ -81,7 +81,8 @@ def chargeback_xlsx(chargeback: Chargeback) -> bytes:
             summary.append(
                 [month, chargeback.basis, currency, line.code, _cell(line.name), line.amount]
             )
-        summary.append([month, chargeback.basis, currency, "TOTAL", "Total", cur.total])
+        label = "Total" if chargeback.complete else "Total of your business units"
+        summary.append([month, chargeback.basis, currency, "TOTAL", label, cur.total])
         summary.cell(summary.max_row, 4).font = Font(bold=True)
     lines = book.create_sheet("Lines")
     lines.append(LINE_HEADER)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 
 from costs.allocation import normalise_key, normalise_value
@@ -10,16 +11,31 @@ from costs.models import ChargeCategory, CostRow, TagSet
 from costs.selectors import BASES, GROUPINGS, UNALLOCATED, month_parse
 
 
+def _valid_month(value: str) -> None:
+    try:
+        month_parse(value)
+    except ValueError as exc:
+        raise forms.ValidationError(str(exc)) from exc
+
+
 class CostRowFilterSet(django_filters.FilterSet):
     """Filter stored costs by usage day, business unit, service, account, region, tag, kind."""
 
     date_from = django_filters.DateFilter(
-        field_name="usage_date", lookup_expr="gte", label="From (usage day)"
+        field_name="usage_date",
+        lookup_expr="gte",
+        label="From (usage day)",
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     date_to = django_filters.DateFilter(
-        field_name="usage_date", lookup_expr="lte", label="To (usage day)"
+        field_name="usage_date",
+        lookup_expr="lte",
+        label="To (usage day)",
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
-    month = django_filters.CharFilter(method="filter_month", label="Billing month (YYYY-MM)")
+    month = django_filters.CharFilter(
+        method="filter_month", label="Billing month (YYYY-MM)", validators=[_valid_month]
+    )
     business_unit = django_filters.CharFilter(
         method="filter_business_unit",
         label="Business unit",
@@ -39,10 +55,7 @@ class CostRowFilterSet(django_filters.FilterSet):
         fields = []
 
     def filter_month(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        try:
-            return queryset.filter(billing_period=month_parse(value))
-        except ValueError:
-            return queryset.none()
+        return queryset.filter(billing_period=month_parse(value))
 
     def filter_business_unit(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value.strip().upper() == UNALLOCATED:

@@ -34,7 +34,10 @@ class AllocationRuleForm(forms.Form):
         help_text="Comma-separated; case does not matter. Leave empty to match any value.",
     )
     priority = forms.IntegerField(
-        min_value=0, initial=100, help_text="Lower runs first; the first match wins."
+        min_value=0,
+        max_value=2_147_483_647,
+        initial=100,
+        help_text="Lower runs first; the first match wins.",
     )
     description = forms.CharField(max_length=255, required=False)
     is_active = forms.BooleanField(required=False, initial=True, label="Active")

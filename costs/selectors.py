@@ -29,7 +29,7 @@ def month_parse(value: str) -> dt.date:
     try:
         parsed = dt.datetime.strptime(value.strip(), "%Y-%m")  # noqa: DTZ007 - a date, no time
     except (AttributeError, ValueError) as exc:
-        raise ValueError(f"month {value!r} is not in the form YYYY-MM, e.g. 2026-10") from exc
+        raise ValueError(f"month {value!r} is not a month written YYYY-MM, e.g. 2026-10") from exc
     return parsed.date()
 
 

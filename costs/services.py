@@ -220,9 +220,9 @@ def _store(*, billing_import: BillingImport, prepared: PreparedImport) -> int:
         rows_stored=frame.height,
         billing_periods=prepared.billing_periods,
         billing_accounts=prepared.billing_accounts,
-        billed_totals={c: str(v) for c, v in prepared.billed_totals.items()},
+        billed_totals={c: f"{v:f}" for c, v in prepared.billed_totals.items()},
         period_totals={
-            p: {c: str(v) for c, v in totals.items()}
+            p: {c: f"{v:f}" for c, v in totals.items()}
             for p, totals in prepared.period_totals.items()
         },
         warnings=prepared.warnings,
@@ -367,6 +367,17 @@ def _yaml_error(file_name: str, where: str, message: str) -> DomainError:
     return DomainError(f"{file_name}: {where}: {message}")
 
 
+def _upsert(model, keys: dict, values: dict) -> tuple[bool, bool]:
+    """(created, updated): an existing row counts as updated only if a value changed."""
+    row, created = model.objects.get_or_create(**keys, defaults=values)
+    changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+    if not created and changed:
+        for key, value in changed.items():
+            setattr(row, key, value)
+        row.save(update_fields=list(changed))
+    return created, bool(changed) and not created
+
+
 @transaction.atomic
 def allocation_rules_load(*, text: str, file_name: str = "rules.yaml") -> RulesLoadResult:
     """Load business units and rules from YAML (the shape in the README); all or nothing.
@@ -396,9 +407,9 @@ def allocation_rules_load(*, text: str, file_name: str = "rules.yaml") -> RulesL
         defaults = {"name": str(item["name"]).strip()}
         if "cost_centre" in item or "cost_center" in item:
             defaults["cost_centre"] = str(item.get("cost_centre", item.get("cost_center")))
-        _, created = BusinessUnit.objects.update_or_create(code=code, defaults=defaults)
+        created, updated = _upsert(BusinessUnit, {"code": code}, defaults)
         bu_created += created
-        bu_updated += not created
+        bu_updated += updated
 
     units = {bu.code: bu for bu in BusinessUnit.objects.all()}
     rules_created = rules_updated = 0
@@ -423,17 +434,16 @@ def allocation_rules_load(*, text: str, file_name: str = "rules.yaml") -> RulesL
             priority = int(item.get("priority", 100))
         except (TypeError, ValueError) as exc:
             raise _yaml_error(file_name, where, "priority must be a whole number") from exc
-        _, created = AllocationRule.objects.update_or_create(
-            business_unit=units[code],
-            tag_key=tag,
-            priority=priority,
-            defaults={
+        created, updated = _upsert(
+            AllocationRule,
+            {"business_unit": units[code], "tag_key": tag, "priority": priority},
+            {
                 "tag_values": sorted({str(v).strip() for v in values if str(v).strip()}),
                 "description": str(item.get("description", "")),
                 "is_active": bool(item.get("active", True)),
             },
         )
         rules_created += created
-        rules_updated += not created
+        rules_updated += updated
     changed = allocation_apply()
     return RulesLoadResult(bu_created, bu_updated, rules_created, rules_updated, changed)

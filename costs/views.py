@@ -290,7 +290,8 @@ def rule_create(request: HttpRequest) -> HttpResponse:
         if rule:
             messages.success(
                 request,
-                f"Rule saved: tag {rule.tag_key} → {rule.business_unit.code} "
+                f"Rule saved: tag {rule.tag_key} = {', '.join(rule.tag_values) or 'any value'}"
+                f" → {rule.business_unit.code} "
                 f"(priority {rule.priority}). Costs were re-attributed.",
             )
             target = request.POST.get("next", "")

@@ -153,3 +153,9 @@ def test_openapi_schema_is_served_to_signed_in_callers(api, october):
     response = as_user(api, october.researcher).get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/v1/chargeback/" in response.content
+
+
+def test_costs_api_rejects_a_month_that_is_not_one(api, october):
+    response = as_user(api, october.finance).get("/api/v1/costs/?month=2026-13")
+    assert response.status_code == 400
+    assert "YYYY-MM" in str(response.json()["month"])

@@ -82,6 +82,13 @@ def test_billing_import_of_a_corrected_file_replaces_only_its_own_period(tmp_pat
     assert totals == {dt.date(2026, 9, 1): D("7.00"), OCT: D("6.00")}
 
 
+def test_billing_import_writes_totals_as_plain_decimals(tmp_path, rules):
+    path = write_focus(tmp_path / "zero.csv", [focus_line(cost="1.5"), focus_line(cost="-1.5")])
+    result = services.billing_import(path=path)
+    assert result.billed_totals == {"USD": "0.000000000000000000"}
+    assert result.period_totals == {"2026-10": {"USD": "0.000000000000000000"}}
+
+
 def test_billing_import_keeps_currencies_apart(tmp_path, rules):
     path = write_focus(
         tmp_path / "mixed.csv",
@@ -192,6 +199,7 @@ rules:
     second = services.allocation_rules_load(text=text)
     assert (first.business_units_created, first.rules_created) == (2, 2)
     assert (second.business_units_created, second.rules_created) == (0, 0)
+    assert (second.business_units_updated, second.rules_updated) == (0, 0)
     assert list(AllocationRule.objects.values_list("tag_key", "tag_values")) == [
         ("team", ["ml-research", "research"]),
         ("cost-center", ["4410"]),

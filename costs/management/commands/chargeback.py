@@ -25,6 +25,8 @@ class Command(BaseCommand):
         result = selectors.chargeback_get(user=None, month=period, basis=basis)
         if not result.currencies:
             raise CommandError(f"No costs are stored for billing month {month}.")
+        if fmt == "xlsx" and not output:
+            raise CommandError("XLSX is a binary file; give --output FILE.xlsx.")
         data = self._table(result).encode() if fmt == "table" else EXPORTERS[fmt](result)
         if output:
             output.write_bytes(data)
