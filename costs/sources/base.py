@@ -145,10 +145,6 @@ def text(expr: pl.Expr) -> pl.Expr:
     return pl.when(stripped.is_in(_NOTHING)).then(None).otherwise(stripped)
 
 
-def text_or_empty(expr: pl.Expr) -> pl.Expr:
-    return text(expr).fill_null("")
-
-
 def require_columns(table: SourceTable, wanted: Iterable[str], *, fmt: str) -> dict[str, str]:
     """Map each wanted column (case-insensitive) to its header, or fail naming the missing."""
     lower = table.columns_lower()
