@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from governance.models import BusinessUnit, RoleAssignment, User
+from governance.models import BusinessUnit, Decision, DeploymentFreeze, RoleAssignment, User
 
 
 class RoleAssignmentInline(admin.TabularInline):
@@ -32,3 +32,29 @@ class RoleAssignmentAdmin(admin.ModelAdmin):
     list_display = ("user", "role", "granted_at")
     list_filter = ("role",)
     list_select_related = ("user",)
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):
+    """Decisions are the record; nobody edits them after the fact."""
+
+    list_display = ("title", "kind", "outcome", "decided_by", "decided_as", "decided_at")
+    list_filter = ("kind", "outcome")
+    list_select_related = ("decided_by",)
+    search_fields = ("title", "rationale")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DeploymentFreeze)
+class DeploymentFreezeAdmin(admin.ModelAdmin):
+    list_display = ("business_unit", "started_at", "reason", "lifted_at")
+    list_select_related = ("business_unit",)
+    readonly_fields = ("lifted_at", "lifted_by", "lift_reason", "created_by")

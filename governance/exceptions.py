@@ -12,6 +12,10 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
 
+    def payload(self) -> dict:
+        """The API body: ``detail`` plus whatever a subclass adds for machines to read."""
+        return {"detail": self.message}
+
 
 class PermissionDeniedError(DomainError):
     http_status = 403

@@ -1,14 +1,18 @@
-"""Writes about the organisation: people, their roles and business-unit scope."""
+"""Writes about the organisation: people, roles, scope, decisions and freezes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
-from django.db import transaction
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.utils import timezone
 
-from governance.choices import Role
-from governance.exceptions import DomainError
-from governance.models import BusinessUnit, RoleAssignment, User
+from governance.choices import DecisionKind, DecisionOutcome, Role
+from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
+from governance.models import BusinessUnit, Decision, DeploymentFreeze, RoleAssignment, User
 
 
 @transaction.atomic
@@ -60,3 +64,76 @@ def business_unit_owner_set(*, business_unit: BusinessUnit, owner: User | None) 
     """The owner sees the unit's costs whether or not they are a member of it."""
     business_unit.owner = owner
     business_unit.save(update_fields=["owner"])
+
+
+def decision_record(
+    *,
+    subject: models.Model,
+    kind: DecisionKind | str,
+    outcome: DecisionOutcome | str,
+    title: str,
+    rationale: str,
+    by: User,
+    decided_as: str = "",
+    alternatives: str = "",
+    evidence: dict[str, Any] | None = None,
+    business_unit: BusinessUnit | None = None,
+    at: datetime | None = None,
+) -> Decision:
+    """Keep what was decided and why. Callers check who may decide; this checks the record."""
+    rationale = rationale.strip()
+    if not rationale:
+        raise DomainError("A decision needs a rationale: say why, in a sentence or two.")
+    if outcome not in DecisionOutcome.values:
+        raise DomainError(f"Unknown decision outcome {outcome!r}.")
+    return Decision.objects.create(
+        kind=kind,
+        outcome=outcome,
+        title=title[:300],
+        rationale=rationale,
+        alternatives=alternatives.strip(),
+        evidence=evidence or {},
+        decided_by=by,
+        decided_as=decided_as,
+        decided_at=at or timezone.now(),
+        business_unit=business_unit,
+        subject_type=ContentType.objects.get_for_model(subject),
+        subject_id=subject.pk,
+    )
+
+
+def freeze_start(
+    *, business_unit: BusinessUnit, reason: str, by: User | None = None
+) -> DeploymentFreeze:
+    """Stop new deployments in a business unit until the freeze is lifted.
+
+    ``by`` is None when the system freezes (a budget breach); a person needs to be a
+    platform admin.
+    """
+    if by is not None and not by.has_role(Role.PLATFORM_ADMIN):
+        raise PermissionDeniedError("Only a platform admin can freeze a business unit.")
+    if not reason.strip():
+        raise DomainError("A freeze needs a reason that the people it stops will read.")
+    current = DeploymentFreeze.objects.filter(business_unit=business_unit, lifted_at=None)
+    if current.exists():
+        raise ConflictError(f"{business_unit.name} is already under a deployment freeze.")
+    return DeploymentFreeze.objects.create(
+        business_unit=business_unit, reason=reason.strip(), started_at=timezone.now(), created_by=by
+    )
+
+
+def freeze_lift(*, freeze: DeploymentFreeze, by: User, reason: str) -> DeploymentFreeze:
+    """End a freeze; the record stays, with who lifted it and why."""
+    if not by.has_role(Role.PLATFORM_ADMIN):
+        raise PermissionDeniedError("Only a platform admin can lift a deployment freeze.")
+    if freeze.lifted_at is not None:
+        raise ConflictError(
+            f"This freeze was already lifted on {freeze.lifted_at:%Y-%m-%d %H:%M} UTC."
+        )
+    if not reason.strip():
+        raise DomainError("Say why the freeze is lifted.")
+    freeze.lifted_at = timezone.now()
+    freeze.lifted_by = by
+    freeze.lift_reason = reason.strip()
+    freeze.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
+    return freeze

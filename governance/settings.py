@@ -237,7 +237,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"BillingFormatEnum": "costs.models.BillingFormat"},
+    "ENUM_NAME_OVERRIDES": {
+        "BillingFormatEnum": "costs.models.BillingFormat",
+        "LifecycleStateEnum": "registry.choices.LifecycleState",
+        "ModelSourceEnum": "registry.choices.ModelSource",
+    },
 }
 
 # --- Security -----------------------------------------------------------------------------

@@ -10,5 +10,5 @@ from governance.exceptions import DomainError
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        return Response({"detail": exc.message}, status=exc.http_status)
+        return Response(exc.payload(), status=exc.http_status)
     return drf_exception_handler(exc, context)

@@ -5,12 +5,30 @@ from rest_framework.routers import DefaultRouter
 
 from costs.api import AllocationRuleViewSet, BillingImportViewSet, ChargebackView, CostRowViewSet
 from governance.api.views import BusinessUnitViewSet
+from registry.api import (
+    BenchmarkProtocolViewSet,
+    CapacityAssessmentViewSet,
+    CapacityPoolViewSet,
+    EfficiencyBenchmarkViewSet,
+    HardwareProfileViewSet,
+    ModelVersionViewSet,
+    RegisteredModelViewSet,
+    RequirementWaiverViewSet,
+)
 
 router = DefaultRouter()
 router.register("business-units", BusinessUnitViewSet, basename="business-unit")
 router.register("costs", CostRowViewSet, basename="cost")
 router.register("imports", BillingImportViewSet, basename="import")
 router.register("allocation-rules", AllocationRuleViewSet, basename="allocation-rule")
+router.register("models", RegisteredModelViewSet, basename="model")
+router.register("model-versions", ModelVersionViewSet, basename="model-version")
+router.register("benchmarks", EfficiencyBenchmarkViewSet, basename="benchmark")
+router.register("assessments", CapacityAssessmentViewSet, basename="assessment")
+router.register("waivers", RequirementWaiverViewSet, basename="waiver")
+router.register("benchmark-protocols", BenchmarkProtocolViewSet, basename="benchmark-protocol")
+router.register("hardware-profiles", HardwareProfileViewSet, basename="hardware-profile")
+router.register("capacity-pools", CapacityPoolViewSet, basename="capacity-pool")
 
 urlpatterns = [
     path("chargeback/", ChargebackView.as_view(), name="chargeback"),

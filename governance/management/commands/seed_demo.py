@@ -15,6 +15,7 @@ from costs.models import ImportStatus
 from governance.choices import Role
 from governance.models import BusinessUnit, User
 from governance.services import business_unit_owner_set, person_upsert
+from registry.demo import seed_registry
 
 DEMO_PASSWORD = "capgov-demo"  # noqa: S105 - printed on screen for the local demo
 RULES = Path(services.__file__).parent / "demo" / "allocation_rules.yaml"
@@ -95,3 +96,4 @@ class Command(BaseCommand):
         }
         for code, username in OWNERS.items():
             business_unit_owner_set(business_unit=units[code], owner=people[username])
+        seed_registry(people, units)

@@ -1,0 +1,145 @@
+"""Admin for the registry's reference data. Lifecycle moves go through the pages and API.
+
+Hardware, prices, pools, protocols and registration requirements are edited here by
+platform admins; versions, benchmarks and assessments are read-only here because their
+changes must go through ``registry.services`` (history, decisions, the gate).
+"""
+
+from django.contrib import admin
+
+from governance.choices import Role
+from registry.models import (
+    BenchmarkProtocol,
+    CapacityAssessment,
+    CapacityPool,
+    CostTierApproval,
+    EfficiencyBenchmark,
+    HardwarePrice,
+    HardwareProfile,
+    ModelVersion,
+    RegisteredModel,
+    RegistrationRequirement,
+    RequirementWaiver,
+)
+
+
+class PlatformAdminOnly(admin.ModelAdmin):
+    """Staff status alone is not enough: the registry's settings are the platform's."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.has_role(Role.PLATFORM_ADMIN)
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+
+class ReadOnly(PlatformAdminOnly):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class HardwarePriceInline(admin.TabularInline):
+    model = HardwarePrice
+    extra = 1
+
+
+@admin.register(HardwareProfile)
+class HardwareProfileAdmin(PlatformAdminOnly):
+    list_display = ("name", "accelerator", "accelerator_count", "accelerator_memory_gb")
+    search_fields = ("name", "accelerator")
+    inlines = [HardwarePriceInline]
+
+
+@admin.register(HardwarePrice)
+class HardwarePriceAdmin(PlatformAdminOnly):
+    list_display = (
+        "hardware_profile",
+        "provider",
+        "instance_type",
+        "region",
+        "hourly_price",
+        "currency",
+        "effective_from",
+        "source",
+    )
+    list_filter = ("provider", "source")
+    list_select_related = ("hardware_profile",)
+
+
+@admin.register(CapacityPool)
+class CapacityPoolAdmin(PlatformAdminOnly):
+    list_display = ("code", "name", "provider", "hardware_profile", "accelerator_count", "owner")
+    list_select_related = ("hardware_profile", "owner")
+
+
+class CostTierInline(admin.TabularInline):
+    model = CostTierApproval
+    extra = 1
+
+
+@admin.register(RegistrationRequirement)
+class RegistrationRequirementAdmin(PlatformAdminOnly):
+    list_display = (
+        "name",
+        "business_unit",
+        "risk_tier",
+        "max_benchmark_age_days",
+        "assessment_required",
+    )
+    list_select_related = ("business_unit",)
+    inlines = [CostTierInline]
+
+
+@admin.register(BenchmarkProtocol)
+class BenchmarkProtocolAdmin(ReadOnly):
+    list_display = ("name", "revision", "status", "hardware_profile", "approved_at")
+    list_filter = ("status",)
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(ReadOnly):
+    list_display = ("name", "business_unit", "task", "source", "risk_tier")
+    list_filter = ("task", "source", "risk_tier", "business_unit")
+    list_select_related = ("business_unit",)
+    search_fields = ("name",)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnly):
+    list_display = ("model", "version", "state", "precision", "hardware_profile")
+    list_filter = ("state", "precision")
+    list_select_related = ("model", "hardware_profile")
+
+
+@admin.register(EfficiencyBenchmark)
+class EfficiencyBenchmarkAdmin(ReadOnly):
+    list_display = ("version", "tool", "protocol", "hardware_profile", "measured_at")
+    list_select_related = ("version__model", "protocol", "hardware_profile")
+
+
+@admin.register(CapacityAssessment)
+class CapacityAssessmentAdmin(ReadOnly):
+    list_display = ("version", "status", "replicas", "monthly_cost", "currency", "submitted_at")
+    list_filter = ("status",)
+    list_select_related = ("version__model",)
+
+
+@admin.register(RequirementWaiver)
+class RequirementWaiverAdmin(ReadOnly):
+    list_display = ("version", "requirement", "expires_at", "granted_by")
+    list_select_related = ("version__model", "granted_by")

@@ -1,0 +1,245 @@
+"""Read queries for the registry, scoped once: pages, the API and exports read through these.
+
+Review-board members and approvers see every business unit's models (they review them);
+everyone else sees the models of the units they belong to or own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Count, Prefetch, QuerySet
+from django.utils import timezone
+
+from governance.choices import BOARD_ROLES, Role
+from governance.models import User
+from governance.selectors import visible_unit_ids
+from registry import capacity, gate
+from registry.choices import AssessmentStatus, LifecycleState, ProtocolStatus
+from registry.models import (
+    BenchmarkPoint,
+    BenchmarkProtocol,
+    CapacityAssessment,
+    CapacityPool,
+    EfficiencyBenchmark,
+    HardwarePrice,
+    HardwareProfile,
+    ModelVersion,
+    RegisteredModel,
+    RequirementWaiver,
+    VersionTransition,
+)
+from registry.services import deployment_gates
+
+REGISTRY_WIDE_ROLES = BOARD_ROLES | {Role.APPROVER}
+
+
+def registry_unit_ids(user: User | AnonymousUser | None) -> frozenset[int] | None:
+    """Business units whose models ``user`` may read; None means all of them."""
+    if user is not None and user.is_authenticated and user.role_set & REGISTRY_WIDE_ROLES:
+        return None
+    return visible_unit_ids(user)
+
+
+def _scoped(qs: QuerySet, user: User | AnonymousUser | None, path: str) -> QuerySet:
+    units = registry_unit_ids(user)
+    return qs if units is None else qs.filter(**{f"{path}__in": units})
+
+
+def model_list(*, user: User | AnonymousUser | None) -> QuerySet[RegisteredModel]:
+    return _scoped(
+        RegisteredModel.objects.select_related("business_unit").annotate(
+            version_count=Count("versions")
+        ).order_by("name"),
+        user,
+        "business_unit_id",
+    )
+
+
+def version_list(*, user: User | AnonymousUser | None) -> QuerySet[ModelVersion]:
+    return _scoped(
+        ModelVersion.objects.select_related(
+            "model__business_unit", "hardware_profile", "created_by"
+        ),
+        user,
+        "model__business_unit_id",
+    )
+
+
+def benchmark_list(*, user: User | AnonymousUser | None) -> QuerySet[EfficiencyBenchmark]:
+    return _scoped(
+        EfficiencyBenchmark.objects.select_related(
+            "version__model__business_unit", "protocol", "hardware_profile", "uploaded_by"
+        ).prefetch_related("points"),
+        user,
+        "version__model__business_unit_id",
+    )
+
+
+def assessment_list(*, user: User | AnonymousUser | None) -> QuerySet[CapacityAssessment]:
+    return _scoped(
+        CapacityAssessment.objects.select_related(
+            "version__model__business_unit",
+            "version__hardware_profile",
+            "benchmark__hardware_profile",
+            "pool",
+            "point",
+            "submitted_by",
+            "decision__decided_by",
+        ),
+        user,
+        "version__model__business_unit_id",
+    )
+
+
+def waiver_list(*, user: User | AnonymousUser | None) -> QuerySet[RequirementWaiver]:
+    return _scoped(
+        RequirementWaiver.objects.select_related("version__model", "granted_by"),
+        user,
+        "version__model__business_unit_id",
+    )
+
+
+def protocol_list() -> QuerySet[BenchmarkProtocol]:
+    """Protocols are shared by every team, so everyone may read them."""
+    return BenchmarkProtocol.objects.select_related("hardware_profile", "approved_by")
+
+
+def protocols_approved() -> QuerySet[BenchmarkProtocol]:
+    return protocol_list().filter(status=ProtocolStatus.APPROVED)
+
+
+def hardware_list() -> QuerySet[HardwareProfile]:
+    return HardwareProfile.objects.prefetch_related(
+        Prefetch("prices", queryset=HardwarePrice.objects.order_by("provider", "-effective_from"))
+    )
+
+
+def pool_list() -> QuerySet[CapacityPool]:
+    return CapacityPool.objects.select_related("hardware_profile", "owner")
+
+
+def version_history(*, version: ModelVersion) -> QuerySet[VersionTransition]:
+    return version.transitions.select_related("by", "decision")
+
+
+def current_prices(
+    profile_ids: Iterable[int], *, at: datetime | None = None
+) -> dict[int, HardwarePrice]:
+    """The newest price in force per hardware profile (any provider), in one query."""
+    prices: dict[int, HardwarePrice] = {}
+    for price in HardwarePrice.objects.filter(
+        hardware_profile_id__in=set(profile_ids), effective_from__lte=at or timezone.now()
+    ).order_by("hardware_profile_id", "-effective_from", "hourly_price"):
+        prices.setdefault(price.hardware_profile_id, price)
+    return prices
+
+
+@dataclass(frozen=True)
+class PointCosts:
+    """A benchmark point with what one replica costs per unit of work at full load."""
+
+    point: BenchmarkPoint
+    cost_per_1k_requests: Decimal | None
+    cost_per_1m_tokens: Decimal | None
+    currency: str
+
+
+def point_costs(points: Sequence[BenchmarkPoint], price: HardwarePrice | None) -> list[PointCosts]:
+    rows = []
+    for p in points:
+        per_1k = per_1m = None
+        if price is not None:
+            per_1k, per_1m = capacity.unit_costs(
+                hourly_price=price.hourly_price,
+                requests_per_s=p.requests_per_s,
+                tokens_per_s=p.output_tokens_per_s or p.total_tokens_per_s,
+            )
+        rows.append(PointCosts(p, per_1k, per_1m, price.currency if price else ""))
+    return rows
+
+
+def best_point(points: Sequence[BenchmarkPoint]) -> BenchmarkPoint | None:
+    """The point with the highest request throughput (the first point if none has one)."""
+    if not points:
+        return None
+    measured = [p for p in points if p.requests_per_s is not None]
+    return max(measured, key=lambda p: p.requests_per_s) if measured else points[0]
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    version: ModelVersion
+    benchmark: EfficiencyBenchmark | None
+    best: PointCosts | None
+
+
+def model_comparison(
+    *, model: RegisteredModel, version_ids: Iterable[int] | None = None
+) -> list[ComparisonRow]:
+    """Each version's newest benchmark on its own hardware, at its best point, with costs."""
+    versions = list(model.versions.select_related("hardware_profile").order_by("created_at", "pk"))
+    if version_ids is not None:
+        wanted = set(version_ids)
+        versions = [v for v in versions if v.pk in wanted]
+    newest: dict[int, EfficiencyBenchmark] = {}
+    for b in (
+        EfficiencyBenchmark.objects.filter(version__in=versions)
+        .select_related("protocol", "hardware_profile")
+        .prefetch_related("points")
+        .order_by("measured_at", "pk")
+    ):
+        v = next(v for v in versions if v.pk == b.version_id)
+        if b.hardware_profile_id == v.hardware_profile_id:
+            newest[b.version_id] = b
+    prices = current_prices(v.hardware_profile_id for v in versions)
+    rows = []
+    for v in versions:
+        b = newest.get(v.pk)
+        best = None
+        if b is not None:
+            point = best_point(list(b.points.all()))
+            if point is not None:
+                best = point_costs([point], prices.get(v.hardware_profile_id))[0]
+        rows.append(ComparisonRow(v, b, best))
+    return rows
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    kind: str  # "version" or "assessment"
+    waiting_since: datetime
+    version: ModelVersion
+    assessment: CapacityAssessment | None
+    verdict: gate.GateVerdict
+
+
+def review_queue(*, user: User) -> list[QueueItem]:
+    """What waits for the board, oldest first: submitted versions and assessments."""
+    versions = list(
+        version_list(user=user)
+        .filter(state__in=[LifecycleState.SUBMITTED, LifecycleState.UNDER_REVIEW])
+        .order_by("state_changed_at", "pk")
+    )
+    assessments = list(
+        assessment_list(user=user)
+        .filter(status=AssessmentStatus.SUBMITTED)
+        .order_by("submitted_at", "pk")
+    )
+    subjects = {v.pk: v for v in versions}
+    for a in assessments:
+        subjects.setdefault(a.version_id, a.version)
+    verdicts = deployment_gates(list(subjects.values()))
+    items = [
+        QueueItem("version", v.state_changed_at or v.created_at, v, None, verdicts[v.pk])
+        for v in versions
+    ]
+    items += [
+        QueueItem("assessment", a.submitted_at, a.version, a, verdicts[a.version_id])
+        for a in assessments
+    ]
+    return sorted(items, key=lambda i: i.waiting_since)

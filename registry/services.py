@@ -1,0 +1,905 @@
+"""Every write in the registry, and the deployment gate.
+
+Who may do what: an *owner* is an ML engineer of the model's business unit (or a platform
+admin); the *board* is anyone holding a review-board role. Nobody decides on what they
+submitted themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from governance.choices import BOARD_ROLES, DecisionKind, DecisionOutcome, Role
+from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
+from governance.models import BusinessUnit, Decision, User
+from governance.selectors import freezes_in_force
+from governance.services import decision_record
+from registry import capacity, gate, lifecycle
+from registry.benchmarks import METRICS, BenchmarkFileError, ParsedBenchmark, parse_benchmark
+from registry.benchmarks import missing_metrics as benchmark_missing_metrics
+from registry.choices import (
+    SLO_METRICS,
+    AssessmentStatus,
+    LifecycleState,
+    ProtocolStatus,
+    RequirementCode,
+)
+from registry.models import (
+    POINT_COLUMNS,
+    BenchmarkPoint,
+    BenchmarkProtocol,
+    CapacityAssessment,
+    CapacityPool,
+    EfficiencyBenchmark,
+    HardwarePrice,
+    HardwareProfile,
+    ModelVersion,
+    RegisteredModel,
+    RegistrationRequirement,
+    RequirementWaiver,
+    VersionTransition,
+)
+
+MAX_WAIVER_DAYS = 180
+MAX_BENCHMARK_BYTES = 20 * 1024 * 1024
+
+
+class GateClosedError(ConflictError):
+    """A deploy refused by the gate; ``verdict`` lists what is unmet."""
+
+    def __init__(self, verdict: gate.GateVerdict) -> None:
+        reasons = "; ".join(u.message for u in verdict.unmet)
+        super().__init__(f"This version cannot deploy yet: {reasons}")
+        self.verdict = verdict
+
+    def payload(self) -> dict:
+        return {"detail": self.message, **self.verdict.as_dict()}
+
+
+class BenchmarkRejectedError(DomainError):
+    """A benchmark file that cannot be accepted; ``missing`` lists absent required metrics."""
+
+    def __init__(self, message: str, *, missing: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.missing = list(missing)
+
+    def payload(self) -> dict:
+        return {"detail": self.message, "missing": self.missing}
+
+
+# --- who may do what -------------------------------------------------------------------
+
+
+def is_owner(user: User, model: RegisteredModel) -> bool:
+    """An ML engineer of the model's business unit, or a platform admin."""
+    if user.has_role(Role.PLATFORM_ADMIN):
+        return True
+    return user.has_role(Role.ML_ENGINEER) and model.business_unit_id in (
+        user.scoped_business_unit_ids
+    )
+
+
+def _require_owner(user: User, model: RegisteredModel, doing: str) -> None:
+    if not is_owner(user, model):
+        raise PermissionDeniedError(
+            f"Only ML engineers of {model.business_unit.name} (or a platform admin) can "
+            f"{doing} {model.name}."
+        )
+
+
+def board_role(user: User) -> str:
+    """The board role a person acts in (the first they hold), or '' if none."""
+    if user.is_superuser and not (user.role_set & BOARD_ROLES):
+        return Role.BOARD_INFRA.value
+    for role in (Role.BOARD_INFRA, Role.BOARD_ML, Role.BOARD_PRODUCT):
+        if role in user.role_set:
+            return role.value
+    return ""
+
+
+def _require_board(user: User, doing: str) -> str:
+    role = board_role(user)
+    if not role:
+        raise PermissionDeniedError(f"Only members of the capacity review board can {doing}.")
+    return role
+
+
+# --- hardware and prices ---------------------------------------------------------------
+
+
+def hardware_price_current(
+    *, hardware_profile: HardwareProfile, provider: str = "", at: datetime | None = None
+) -> HardwarePrice | None:
+    """The price in force at ``at`` (now): the given provider's, else the newest of any."""
+    prices = HardwarePrice.objects.filter(
+        hardware_profile=hardware_profile, effective_from__lte=at or timezone.now()
+    )
+    if provider:
+        prices = prices.filter(provider=provider)
+    return prices.order_by("-effective_from", "hourly_price").first()
+
+
+# --- models and versions -----------------------------------------------------------------
+
+
+@transaction.atomic
+def model_register(
+    *,
+    by: User,
+    name: str,
+    business_unit: BusinessUnit,
+    task: str,
+    source: str,
+    risk_tier: str,
+    vendor: str = "",
+    description: str = "",
+) -> RegisteredModel:
+    """Register a model for a business unit the person works in."""
+    model = RegisteredModel(
+        name=name.strip(),
+        business_unit=business_unit,
+        task=task,
+        source=source,
+        risk_tier=risk_tier,
+        vendor=vendor.strip(),
+        description=description.strip(),
+        created_by=by,
+    )
+    _require_owner(by, model, "register models such as")
+    if source != "in-house" and not model.vendor:
+        raise DomainError("Name the vendor or the upstream project of a model not built in-house.")
+    if RegisteredModel.objects.filter(name__iexact=model.name).exists():
+        raise ConflictError(f"A model named {model.name!r} is already registered.")
+    model.full_clean()
+    model.save()
+    return model
+
+
+_VERSION_FIELDS = (
+    "artifact_uri",
+    "framework",
+    "parameter_count",
+    "precision",
+    "serving_runtime",
+    "hardware_profile",
+    "notes",
+)
+
+
+@transaction.atomic
+def version_create(
+    *,
+    by: User,
+    model: RegisteredModel,
+    version: str,
+    artifact_uri: str,
+    framework: str,
+    precision: str,
+    serving_runtime: str,
+    hardware_profile: HardwareProfile,
+    parameter_count: int | None = None,
+    notes: str = "",
+) -> ModelVersion:
+    """A new draft version; its history starts with who registered it."""
+    _require_owner(by, model, "add versions to")
+    version = version.strip()
+    if model.versions.filter(version=version).exists():
+        raise ConflictError(f"{model.name} already has a version {version!r}.")
+    obj = ModelVersion(
+        model=model,
+        version=version,
+        artifact_uri=artifact_uri.strip(),
+        framework=framework.strip(),
+        precision=precision,
+        serving_runtime=serving_runtime.strip(),
+        hardware_profile=hardware_profile,
+        parameter_count=parameter_count,
+        notes=notes,
+        created_by=by,
+    )
+    obj.full_clean()
+    now = timezone.now()
+    obj.state_changed_at = now
+    obj.save()
+    VersionTransition.objects.create(
+        version=obj, from_state="", to_state=obj.state, by=by, at=now, comment="Registered."
+    )
+    return obj
+
+
+@transaction.atomic
+def version_update(*, version: ModelVersion, by: User, **changes: Any) -> ModelVersion:
+    """Edit a draft; once submitted, what the board reviews no longer changes."""
+    _require_owner(by, version.model, "edit")
+    version = _lock(version)
+    if version.state != LifecycleState.DRAFT:
+        raise ConflictError(
+            f"Only a draft can be edited; this version is {version.get_state_display().lower()}."
+            " Withdraw it (or reopen it) first."
+        )
+    unknown = set(changes) - set(_VERSION_FIELDS)
+    if unknown:
+        raise DomainError(f"These fields cannot be edited: {', '.join(sorted(unknown))}.")
+    for name, value in changes.items():
+        setattr(version, name, value)
+    version.full_clean()
+    version.save()
+    return version
+
+
+def _lock(version: ModelVersion) -> ModelVersion:
+    return (
+        ModelVersion.objects.select_for_update()
+        .select_related("model__business_unit")
+        .get(pk=version.pk)
+    )
+
+
+@transaction.atomic
+def version_transition(
+    *, version: ModelVersion, action: str, by: User, comment: str = "", alternatives: str = ""
+) -> ModelVersion:
+    """Move a version along its lifecycle, if the move exists and ``by`` may make it.
+
+    Deploying asks the gate first. The board's approve and reject record a Decision.
+    """
+    locked = _lock(version)
+    try:
+        move = lifecycle.move_for(action, state=locked.state)
+    except lifecycle.TransitionError as exc:
+        raise ConflictError(str(exc)) from exc
+    comment = comment.strip()
+    decision = None
+    if move.actor is lifecycle.Actor.OWNER:
+        _require_owner(by, locked.model, f"{move.label.lower()}")
+    else:
+        role = _require_board(by, f"{move.label.lower()} model versions")
+        if by.pk == locked.created_by_id or _submitted_by(locked) == by.pk:
+            raise PermissionDeniedError("Nobody reviews a version they registered or submitted.")
+        if move.needs_comment and not comment:
+            raise DomainError(f"Say why you {move.label.lower()} it: the rationale is kept.")
+        if move.target in (LifecycleState.APPROVED, LifecycleState.REJECTED):
+            verdict = deployment_gate(locked)
+            decision = decision_record(
+                subject=locked,
+                kind=DecisionKind.VERSION_REVIEW,
+                outcome=(
+                    DecisionOutcome.APPROVED
+                    if move.target == LifecycleState.APPROVED
+                    else DecisionOutcome.REJECTED
+                ),
+                title=f"{move.label} {locked}",
+                rationale=comment,
+                alternatives=alternatives,
+                by=by,
+                decided_as=role,
+                business_unit=locked.model.business_unit,
+                evidence={"gate": verdict.as_dict()},
+            )
+    if move.action == "deploy":
+        verdict = deployment_gate(locked)
+        if not verdict.open:
+            raise GateClosedError(verdict)
+        if verdict.waivers_used:
+            used = ", ".join(w.requirement for w in verdict.waivers_used)
+            comment = f"{comment} (deployed under waivers: {used})".strip()
+    now = timezone.now()
+    VersionTransition.objects.create(
+        version=locked,
+        from_state=locked.state,
+        to_state=move.target,
+        by=by,
+        at=now,
+        comment=comment,
+        decision=decision,
+    )
+    locked.state = move.target
+    locked.state_changed_at = now
+    locked.save(update_fields=["state", "state_changed_at"])
+    # The caller's instance follows, so it never shows a state the version has left.
+    version.state, version.state_changed_at = locked.state, now
+    return locked
+
+
+def _submitted_by(version: ModelVersion) -> int | None:
+    return (
+        version.transitions.filter(to_state=LifecycleState.SUBMITTED)
+        .order_by("-at", "-pk")
+        .values_list("by_id", flat=True)
+        .first()
+    )
+
+
+# --- benchmark protocols ---------------------------------------------------------------
+
+
+def _clean_protocol_fields(
+    *, workload: dict[str, Any], concurrency_levels: Iterable[int], required_metrics: Iterable[str]
+) -> tuple[dict[str, Any], list[int], list[str]]:
+    shapes = {"input_tokens", "output_tokens", "request_bytes"}
+    if not isinstance(workload, dict) or not shapes & set(workload):
+        raise DomainError(
+            "Describe the workload: at least one of input_tokens, output_tokens or "
+            'request_bytes, e.g. {"input_tokens": {"distribution": "normal", "mean": 512, '
+            '"stddev": 128}}.'
+        )
+    unknown = set(workload) - shapes
+    if unknown:
+        raise DomainError(f"Unknown workload keys: {', '.join(sorted(unknown))}.")
+    for key, shape in workload.items():
+        if not isinstance(shape, dict) or "distribution" not in shape:
+            raise DomainError(f"workload.{key} needs a distribution (fixed, uniform, normal…).")
+    levels = sorted({int(c) for c in concurrency_levels})
+    if not levels or levels[0] < 1:
+        raise DomainError("List the concurrency levels to measure, each 1 or more.")
+    metrics = list(dict.fromkeys(required_metrics))
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise DomainError(
+            f"Unknown metric(s) {', '.join(bad)}; the metrics are {', '.join(METRICS)}."
+        )
+    if "requests_per_s" not in metrics:
+        metrics.insert(0, "requests_per_s")
+    return workload, levels, metrics
+
+
+@transaction.atomic
+def protocol_create(
+    *,
+    by: User,
+    name: str,
+    workload: dict[str, Any],
+    concurrency_levels: Iterable[int],
+    required_metrics: Iterable[str],
+    warmup_s: int = 60,
+    measurement_s: int = 300,
+    hardware_profile: HardwareProfile | None = None,
+    description: str = "",
+) -> BenchmarkProtocol:
+    """A new protocol, or the next revision of one with this name (as a draft)."""
+    if not (by.has_role(Role.PLATFORM_ADMIN) or board_role(by)):
+        raise PermissionDeniedError("Benchmark protocols are written by the board or admins.")
+    workload, levels, metrics = _clean_protocol_fields(
+        workload=workload, concurrency_levels=concurrency_levels, required_metrics=required_metrics
+    )
+    if measurement_s < 1:
+        raise DomainError("The measurement must last at least one second.")
+    last = BenchmarkProtocol.objects.filter(name=name.strip()).order_by("-revision").first()
+    return BenchmarkProtocol.objects.create(
+        name=name.strip(),
+        revision=(last.revision + 1) if last else 1,
+        workload=workload,
+        concurrency_levels=levels,
+        required_metrics=metrics,
+        warmup_s=warmup_s,
+        measurement_s=measurement_s,
+        hardware_profile=hardware_profile,
+        description=description,
+        created_by=by,
+    )
+
+
+@transaction.atomic
+def protocol_approve(*, protocol: BenchmarkProtocol, by: User, rationale: str) -> Decision:
+    """The board approves a protocol; earlier approved revisions of it are retired."""
+    role = _require_board(by, "approve benchmark protocols")
+    protocol = BenchmarkProtocol.objects.select_for_update().get(pk=protocol.pk)
+    if protocol.status != ProtocolStatus.DRAFT:
+        raise ConflictError(f"{protocol} is {protocol.get_status_display().lower()}, not a draft.")
+    decision = decision_record(
+        subject=protocol,
+        kind=DecisionKind.PROTOCOL,
+        outcome=DecisionOutcome.APPROVED,
+        title=f"Approve benchmark protocol {protocol}",
+        rationale=rationale,
+        by=by,
+        decided_as=role,
+    )
+    BenchmarkProtocol.objects.filter(name=protocol.name, status=ProtocolStatus.APPROVED).update(
+        status=ProtocolStatus.RETIRED
+    )
+    protocol.status = ProtocolStatus.APPROVED
+    protocol.approved_by = by
+    protocol.approved_at = decision.decided_at
+    protocol.save(update_fields=["status", "approved_by", "approved_at"])
+    return decision
+
+
+# --- efficiency benchmarks ---------------------------------------------------------------
+
+
+def _point_row(point: Any, position: int) -> BenchmarkPoint:
+    metrics: dict[str, Decimal] = dict(point.metrics)
+    row = BenchmarkPoint(
+        position=position,
+        label=point.label[:200],
+        concurrency=point.concurrency,
+        request_rate=point.request_rate,
+        completed=point.completed,
+        failed=point.failed,
+        metrics={k: str(v) for k, v in metrics.items()},
+    )
+    for column in POINT_COLUMNS:
+        setattr(row, column, metrics.get(column))
+    return row
+
+
+def _with_supplements(parsed: ParsedBenchmark, supplements: dict[str, Decimal]) -> ParsedBenchmark:
+    """Add figures measured outside the tool (cold start, peak memory) to every point."""
+    if not supplements:
+        return parsed
+    points = tuple(replace(p, metrics={**supplements, **p.metrics}) for p in parsed.points)
+    return replace(parsed, points=points)
+
+
+@transaction.atomic
+def benchmark_upload(
+    *,
+    version: ModelVersion,
+    protocol: BenchmarkProtocol,
+    hardware_profile: HardwareProfile,
+    data: bytes,
+    file_name: str,
+    by: User,
+    measured_at: datetime | None = None,
+    cold_start_s: Decimal | None = None,
+    peak_memory_gb: Decimal | None = None,
+) -> EfficiencyBenchmark:
+    """Parse a result file, check it against its protocol, keep it and its points.
+
+    Refused whole, with the reason, if the file cannot be read, no request completed, or a
+    metric the protocol requires is missing (the error lists them).
+    """
+    _require_owner(by, version.model, "upload benchmarks for")
+    if version.state == LifecycleState.RETIRED:
+        raise ConflictError("This version is retired; benchmark a live version instead.")
+    if protocol.status != ProtocolStatus.APPROVED:
+        raise BenchmarkRejectedError(
+            f"{protocol} is {protocol.get_status_display().lower()}: results count only under "
+            "an approved protocol. Pick the approved revision."
+        )
+    if protocol.hardware_profile_id and protocol.hardware_profile_id != hardware_profile.pk:
+        raise BenchmarkRejectedError(
+            f"{protocol} is for {protocol.hardware_profile}, not {hardware_profile}."
+        )
+    if len(data) > MAX_BENCHMARK_BYTES:
+        raise BenchmarkRejectedError(
+            f"{file_name} is {len(data) // (1024 * 1024)} MiB; the limit is "
+            f"{MAX_BENCHMARK_BYTES // (1024 * 1024)} MiB. Upload the summary file, not the traces."
+        )
+    try:
+        parsed = parse_benchmark(data, filename=file_name)
+    except BenchmarkFileError as exc:
+        raise BenchmarkRejectedError(str(exc)) from exc
+    supplements = {
+        code: value
+        for code, value in (("cold_start_s", cold_start_s), ("peak_memory_gb", peak_memory_gb))
+        if value is not None
+    }
+    if any(v < 0 for v in supplements.values()):
+        raise BenchmarkRejectedError("Cold start and peak memory cannot be negative.")
+    parsed = _with_supplements(parsed, supplements)
+    missing = benchmark_missing_metrics(parsed, protocol.required_metrics)
+    if missing:
+        labels = ", ".join(f"{METRICS[m].label} ({m})" for m in missing)
+        raise BenchmarkRejectedError(
+            f"{file_name} ({parsed.tool_label}) lacks metrics that {protocol} requires: "
+            f"{labels}. Re-run the benchmark reporting them, or enter cold start and peak "
+            "memory with the upload if the tool does not measure them.",
+            missing=missing,
+        )
+    now = timezone.now()
+    when = measured_at or parsed.measured_at or now
+    if when > now + timedelta(minutes=5):
+        raise BenchmarkRejectedError(
+            f"The measurement date {when:%Y-%m-%d %H:%M} is in the future."
+        )
+    benchmark = EfficiencyBenchmark(
+        version=version,
+        protocol=protocol,
+        hardware_profile=hardware_profile,
+        tool=parsed.tool,
+        tool_label=parsed.tool_label,
+        model_name_in_file=parsed.model_name[:300],
+        hardware_in_file=parsed.hardware[:300],
+        measured_at=when,
+        file_name=file_name[:255],
+        raw_sha256=hashlib.sha256(data).hexdigest(),
+        run_settings=dict(parsed.settings),
+        warnings=list(parsed.warnings),
+        uploaded_by=by,
+    )
+    benchmark.raw_file.save(file_name, ContentFile(data), save=False)
+    # A failed insert must not leave the raw file behind.
+    try:
+        benchmark.save()
+        rows = [_point_row(p, i) for i, p in enumerate(parsed.points)]
+        for row in rows:
+            row.benchmark = benchmark
+        BenchmarkPoint.objects.bulk_create(rows)
+    except Exception:
+        benchmark.raw_file.delete(save=False)
+        raise
+    return benchmark
+
+
+# --- capacity impact assessments -----------------------------------------------------------
+
+
+def _operating_points(benchmark: EfficiencyBenchmark) -> list[capacity.OperatingPoint]:
+    return [
+        capacity.OperatingPoint(
+            key=p.pk,
+            label=p.label,
+            concurrency=p.concurrency,
+            requests_per_s=p.requests_per_s,
+            latencies_ms={
+                code: getattr(p, code) for code in SLO_METRICS if getattr(p, code) is not None
+            },
+        )
+        for p in benchmark.points.all()
+    ]
+
+
+@transaction.atomic
+def assessment_file(
+    *,
+    version: ModelVersion,
+    benchmark: EfficiencyBenchmark,
+    by: User,
+    peak_rps: Decimal,
+    daily_requests: int,
+    slo_metric: str,
+    slo_threshold_ms: Decimal,
+    headroom_pct: Decimal,
+    pool: CapacityPool | None = None,
+    notes: str = "",
+) -> CapacityAssessment:
+    """Compute what the version would take and put it in front of the board.
+
+    A new assessment supersedes the version's earlier ones, decided or not.
+    """
+    _require_owner(by, version.model, "file assessments for")
+    if benchmark.version_id != version.pk:
+        raise DomainError("That benchmark belongs to another version.")
+    if version.state in (LifecycleState.RETIRED, LifecycleState.DEPRECATED):
+        raise ConflictError(f"This version is {version.get_state_display().lower()}.")
+    if slo_metric not in SLO_METRICS:
+        raise DomainError(f"The SLO metric must be one of {', '.join(SLO_METRICS)}.")
+    if daily_requests < 0:
+        raise DomainError("Daily traffic cannot be negative.")
+    if pool is not None and pool.hardware_profile_id != benchmark.hardware_profile_id:
+        raise DomainError(
+            f"{pool} runs {pool.hardware_profile}; this benchmark was run on "
+            f"{benchmark.hardware_profile}. Pick a benchmark on the pool's hardware."
+        )
+    price = hardware_price_current(
+        hardware_profile=benchmark.hardware_profile, provider=pool.provider if pool else ""
+    )
+    if price is None:
+        where = f" at {pool.get_provider_display()}" if pool else ""
+        raise DomainError(
+            f"No hourly price for {benchmark.hardware_profile}{where}: a platform admin adds "
+            "one under Hardware prices (or the price sync fills it)."
+        )
+    try:
+        plan = capacity.capacity_plan(
+            _operating_points(benchmark),
+            slo_metric=slo_metric,
+            slo_threshold_ms=slo_threshold_ms,
+            peak_rps=peak_rps,
+            headroom_pct=headroom_pct,
+            daily_requests=daily_requests,
+            accelerators_per_replica=benchmark.hardware_profile.accelerator_count,
+            hourly_price=price.hourly_price,
+            pool_accelerators=pool.accelerator_count if pool else None,
+        )
+    except capacity.CapacityError as exc:
+        raise DomainError(str(exc)) from exc
+    CapacityAssessment.objects.filter(version=version).exclude(
+        status=AssessmentStatus.SUPERSEDED
+    ).update(status=AssessmentStatus.SUPERSEDED)
+    source = f"{price.get_provider_display()} {price.instance_type or price.hardware_profile}"
+    return CapacityAssessment.objects.create(
+        version=version,
+        benchmark=benchmark,
+        pool=pool,
+        peak_rps=peak_rps,
+        daily_requests=daily_requests,
+        slo_metric=slo_metric,
+        slo_threshold_ms=slo_threshold_ms,
+        headroom_pct=headroom_pct,
+        point_id=plan.point_key,
+        point_throughput_rps=plan.throughput_rps,
+        replicas=plan.replicas,
+        accelerators=plan.accelerators,
+        hourly_price=price.hourly_price,
+        currency=price.currency,
+        price_source=f"{source}, from {price.effective_from:%Y-%m-%d}"[:200],
+        monthly_cost=plan.monthly_cost,
+        pool_share_pct=plan.pool_share_pct,
+        cost_per_1k_requests=plan.cost_per_1k_requests,
+        notes=notes,
+        submitted_by=by,
+        submitted_at=timezone.now(),
+    )
+
+
+@transaction.atomic
+def assessment_decide(
+    *,
+    assessment: CapacityAssessment,
+    by: User,
+    approve: bool,
+    rationale: str,
+    alternatives: str = "",
+) -> Decision:
+    """The review board approves or rejects an assessment, with its rationale."""
+    role = _require_board(by, "decide on capacity assessments")
+    assessment = (
+        # Lock only the assessment row: PostgreSQL refuses FOR UPDATE on the outer join to pool.
+        CapacityAssessment.objects.select_for_update(of=("self",))
+        .select_related("version__model__business_unit", "pool")
+        .get(pk=assessment.pk)
+    )
+    if by.pk in (assessment.submitted_by_id, assessment.version.created_by_id):
+        raise PermissionDeniedError("Nobody decides on an assessment they filed or registered.")
+    if assessment.status != AssessmentStatus.SUBMITTED:
+        raise ConflictError(
+            f"This assessment is already {assessment.get_status_display().lower()}."
+        )
+    outcome = DecisionOutcome.APPROVED if approve else DecisionOutcome.REJECTED
+    decision = decision_record(
+        subject=assessment,
+        kind=DecisionKind.ASSESSMENT,
+        outcome=outcome,
+        title=f"{outcome.label} capacity assessment of {assessment.version}",
+        rationale=rationale,
+        alternatives=alternatives,
+        by=by,
+        decided_as=role,
+        business_unit=assessment.version.model.business_unit,
+        evidence=assessment_evidence(assessment),
+    )
+    assessment.status = AssessmentStatus.APPROVED if approve else AssessmentStatus.REJECTED
+    assessment.decision = decision
+    assessment.save(update_fields=["status", "decision"])
+    return decision
+
+
+def assessment_evidence(a: CapacityAssessment) -> dict[str, str | int | None]:
+    """The numbers a decision on an assessment was taken on."""
+    return {
+        "peak_rps": str(a.peak_rps),
+        "headroom_pct": str(a.headroom_pct),
+        "slo": f"{a.slo_metric} <= {a.slo_threshold_ms} ms",
+        "throughput_rps": str(a.point_throughput_rps),
+        "replicas": a.replicas,
+        "accelerators": a.accelerators,
+        "monthly_cost": str(a.monthly_cost),
+        "currency": a.currency,
+        "pool": a.pool.name if a.pool else None,
+        "pool_share_pct": str(a.pool_share_pct) if a.pool_share_pct is not None else None,
+    }
+
+
+# --- waivers and cost-tier approvals -------------------------------------------------------
+
+
+@transaction.atomic
+def waiver_grant(
+    *, version: ModelVersion, requirement: str, reason: str, expires_at: datetime, by: User
+) -> RequirementWaiver:
+    """The board lets one version skip one requirement for a limited time."""
+    role = _require_board(by, "grant waivers")
+    if requirement not in gate.WAIVABLE:
+        names = ", ".join(sorted(gate.WAIVABLE))
+        raise DomainError(f"{requirement!r} cannot be waived; waivable requirements: {names}.")
+    if by.pk == version.created_by_id:
+        raise PermissionDeniedError("Nobody waives a requirement for a version they registered.")
+    now = timezone.now()
+    if expires_at <= now:
+        raise DomainError("A waiver must expire in the future.")
+    if expires_at > now + timedelta(days=MAX_WAIVER_DAYS):
+        raise DomainError(f"A waiver lasts at most {MAX_WAIVER_DAYS} days; pick an earlier date.")
+    label = RequirementCode(requirement).label
+    decision = decision_record(
+        subject=version,
+        kind=DecisionKind.WAIVER,
+        outcome=DecisionOutcome.APPROVED,
+        title=f"Waive “{label}” for {version} until {expires_at:%Y-%m-%d}",
+        rationale=reason,
+        by=by,
+        decided_as=role,
+        business_unit=version.model.business_unit,
+        at=now,
+    )
+    return RequirementWaiver.objects.create(
+        version=version,
+        requirement=requirement,
+        reason=reason.strip(),
+        expires_at=expires_at,
+        granted_by=by,
+        granted_at=now,
+        decision=decision,
+    )
+
+
+@transaction.atomic
+def deployment_approve(*, version: ModelVersion, by: User, role: str, rationale: str) -> Decision:
+    """A person holding ``role`` approves deploying a version (its cost tier asks for it)."""
+    if role not in Role.values:
+        raise DomainError(f"Unknown role {role!r}.")
+    if role not in by.role_set:
+        raise PermissionDeniedError(f"You do not hold the role {Role(role).label}.")
+    if by.pk == version.created_by_id:
+        raise PermissionDeniedError("Nobody approves the deployment of a version they registered.")
+    if version.state not in (
+        LifecycleState.SUBMITTED,
+        LifecycleState.UNDER_REVIEW,
+        LifecycleState.APPROVED,
+    ):
+        raise ConflictError(f"This version is {version.get_state_display().lower()}.")
+    return decision_record(
+        subject=version,
+        kind=DecisionKind.DEPLOYMENT_APPROVAL,
+        outcome=DecisionOutcome.APPROVED,
+        title=f"Approve deploying {version} ({Role(role).label})",
+        rationale=rationale,
+        by=by,
+        decided_as=role,
+        business_unit=version.model.business_unit,
+    )
+
+
+# --- the gate ------------------------------------------------------------------------------
+
+
+def requirement_for(
+    version: ModelVersion, requirements: Sequence[RegistrationRequirement] | None = None
+) -> gate.Policy:
+    """The most specific requirement for the version's unit and risk tier, as a Policy."""
+    if requirements is None:
+        requirements = list(RegistrationRequirement.objects.prefetch_related("cost_tiers"))
+    unit, tier = version.model.business_unit_id, version.model.risk_tier
+
+    def rank(r: RegistrationRequirement) -> int | None:
+        if r.business_unit_id not in (None, unit) or r.risk_tier not in ("", tier):
+            return None
+        return (2 if r.business_unit_id else 0) + (1 if r.risk_tier else 0)
+
+    ranked = [(rank(r), r) for r in requirements]
+    applicable = [(k, r) for k, r in ranked if k is not None]
+    if not applicable:
+        return gate.DEFAULT_POLICY
+    best = max(applicable, key=lambda kr: (kr[0], kr[1].pk))[1]
+    return gate.Policy(
+        name=best.name,
+        mandatory_metrics=tuple(best.mandatory_metrics),
+        max_benchmark_age_days=best.max_benchmark_age_days,
+        assessment_required=best.assessment_required,
+        cost_tiers=tuple(
+            gate.CostTier(
+                min_monthly_cost=t.min_monthly_cost,
+                currency=t.currency,
+                role=t.role,
+                role_label=t.get_role_display(),
+            )
+            for t in best.cost_tiers.all()
+        ),
+    )
+
+
+def deployment_gates(
+    versions: Sequence[ModelVersion], *, now: datetime | None = None
+) -> dict[int, gate.GateVerdict]:
+    """The gate's verdict for each version, in a fixed number of queries however many.
+
+    ``versions`` need ``model`` loaded (``select_related("model__business_unit",
+    "hardware_profile")`` avoids a query each).
+    """
+    now = now or timezone.now()
+    ids = [v.pk for v in versions]
+    requirements = list(RegistrationRequirement.objects.prefetch_related("cost_tiers"))
+    benchmarks: dict[int, list[gate.BenchmarkFacts]] = defaultdict(list)
+    reported: dict[int, set[str] | None] = {}
+    points = BenchmarkPoint.objects.filter(benchmark__version_id__in=ids).values_list(
+        "benchmark_id", "metrics"
+    )
+    for benchmark_id, metrics in points:
+        # A metric counts as reported only if every point of the benchmark reports it.
+        have = set(metrics)
+        reported[benchmark_id] = (
+            have if benchmark_id not in reported else reported[benchmark_id] & have
+        )
+    versions_by_id = {v.pk: v for v in versions}
+    for b in EfficiencyBenchmark.objects.filter(version_id__in=ids).select_related(
+        "protocol", "hardware_profile"
+    ):
+        v = versions_by_id[b.version_id]
+        benchmarks[b.version_id].append(
+            gate.BenchmarkFacts(
+                id=b.pk,
+                measured_at=b.measured_at,
+                protocol=str(b.protocol),
+                protocol_approved=b.protocol.status == ProtocolStatus.APPROVED,
+                hardware=b.hardware_profile.name,
+                on_version_hardware=b.hardware_profile_id == v.hardware_profile_id,
+                reported_metrics=frozenset(reported.get(b.pk) or ()),
+            )
+        )
+    assessments: dict[int, gate.AssessmentFacts] = {}
+    for a in (
+        CapacityAssessment.objects.filter(version_id__in=ids)
+        .exclude(status=AssessmentStatus.SUPERSEDED)
+        .order_by("version_id", "submitted_at", "pk")
+    ):
+        assessments[a.version_id] = gate.AssessmentFacts(
+            id=a.pk, status=a.status, monthly_cost=a.monthly_cost, currency=a.currency
+        )
+    version_type = ContentType.objects.get_for_model(ModelVersion)
+    approved_roles: dict[int, set[str]] = defaultdict(set)
+    for subject_id, role in Decision.objects.filter(
+        subject_type=version_type,
+        subject_id__in=ids,
+        kind=DecisionKind.DEPLOYMENT_APPROVAL,
+        outcome=DecisionOutcome.APPROVED,
+    ).values_list("subject_id", "decided_as"):
+        approved_roles[subject_id].add(role)
+    waivers: dict[int, list[gate.WaiverFacts]] = defaultdict(list)
+    for w in RequirementWaiver.objects.filter(version_id__in=ids, revoked_at=None).select_related(
+        "granted_by"
+    ):
+        waivers[w.version_id].append(
+            gate.WaiverFacts(
+                id=w.pk,
+                requirement=w.requirement,
+                expires_at=w.expires_at,
+                reason=w.reason,
+                granted_by=str(w.granted_by),
+            )
+        )
+    freezes = {
+        unit_id: gate.FreezeFacts(
+            business_unit=f.business_unit.name, reason=f.reason, since=f.started_at
+        )
+        for unit_id, f in freezes_in_force(
+            business_unit_ids={v.model.business_unit_id for v in versions}
+        ).items()
+    }
+    verdicts = {}
+    for v in versions:
+        facts = gate.GateFacts(
+            state=v.state,
+            state_label=v.get_state_display(),
+            hardware=str(v.hardware_profile),
+            policy=requirement_for(v, requirements),
+            benchmarks=tuple(benchmarks[v.pk]),
+            assessment=assessments.get(v.pk),
+            approved_roles=frozenset(approved_roles[v.pk]),
+            freeze=freezes.get(v.model.business_unit_id),
+            waivers=tuple(waivers[v.pk]),
+            now=now,
+        )
+        verdict = gate.evaluate(facts)
+        extra = [u for provider in gate.requirement_providers() for u in provider(v, now)]
+        if extra:
+            verdict = replace(verdict, unmet=verdict.unmet + tuple(extra))
+        verdicts[v.pk] = verdict
+    return verdicts
+
+
+def deployment_gate(version: ModelVersion, *, now: datetime | None = None) -> gate.GateVerdict:
+    """What still stands between this version and production (empty ``unmet``: nothing)."""
+    return deployment_gates([version], now=now)[version.pk]
