@@ -52,9 +52,9 @@ def _scoped(qs: QuerySet, user: User | AnonymousUser | None, path: str) -> Query
 
 def model_list(*, user: User | AnonymousUser | None) -> QuerySet[RegisteredModel]:
     return _scoped(
-        RegisteredModel.objects.select_related("business_unit").annotate(
-            version_count=Count("versions")
-        ).order_by("name"),
+        RegisteredModel.objects.select_related("business_unit")
+        .annotate(version_count=Count("versions"))
+        .order_by("name"),
         user,
         "business_unit_id",
     )
