@@ -29,9 +29,75 @@ class DecisionKind(models.TextChoices):
     WAIVER = "waiver", "Requirement waiver"
     DEPLOYMENT_APPROVAL = "deployment_approval", "Deployment approval (cost tier)"
     PROTOCOL = "protocol", "Benchmark protocol"
+    APPROVAL_REQUEST = "approval_request", "Costly operation request"
+    BUDGET_EXCEPTION = "budget_exception", "Budget exception"
+    FREEZE = "freeze", "Deployment freeze"
+    CAPACITY_CONFLICT = "capacity_conflict", "Capacity conflict"
     OTHER = "other", "Other"
 
 
 class DecisionOutcome(models.TextChoices):
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
+
+
+class RequestKind(models.TextChoices):
+    """What a costly-operation request asks for."""
+
+    FINE_TUNING = "fine_tuning", "Fine-tuning job"
+    BATCH_INFERENCE = "batch_inference", "Batch inference"
+    RESERVED_CAPACITY = "reserved_capacity", "Reserved or committed capacity"
+    NEW_ENDPOINT = "new_endpoint", "New endpoint"
+    BUDGET_EXCEPTION = "budget_exception", "Budget exception"
+
+
+class RequestStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class StepMode(models.TextChoices):
+    SEQUENTIAL = "sequential", "One step after another"
+    PARALLEL = "parallel", "All steps at once"
+
+
+class StepStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for an earlier step"
+    ACTIVE = "active", "Waiting for approvers"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class BoardFunction(models.TextChoices):
+    INFRA = "infra", "Infrastructure"
+    ML = "ml", "ML"
+    PRODUCT = "product", "Product"
+
+
+# The board role a person holds says which function they sit for.
+FUNCTION_OF_ROLE = {
+    Role.BOARD_INFRA: BoardFunction.INFRA,
+    Role.BOARD_ML: BoardFunction.ML,
+    Role.BOARD_PRODUCT: BoardFunction.PRODUCT,
+}
+
+
+class QuorumRule(models.TextChoices):
+    ONE_OF_EACH = "one_of_each", "At least one member of each function"
+    N_OF_M = "n_of_m", "At least N members"
+
+
+class ConflictStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ESCALATED = "escalated", "Escalated"
+    RESOLVED = "resolved", "Resolved"
+
+
+class SloIndicator(models.TextChoices):
+    AVAILABILITY = "availability", "Availability (%)"
+    LATENCY_P95 = "latency_p95", "p95 latency (ms)"
