@@ -1,0 +1,32 @@
+from django.urls import path
+
+from registry import views
+
+app_name = "registry"
+
+urlpatterns = [
+    path("", views.model_list, name="model-list"),
+    path("models/new/", views.model_create, name="model-create"),
+    path("models/<int:pk>/", views.model_detail, name="model-detail"),
+    path("models/<int:pk>/versions/new/", views.version_create, name="version-create"),
+    path("models/<int:pk>/compare/", views.model_compare, name="model-compare"),
+    path("versions/<int:pk>/", views.version_detail, name="version-detail"),
+    path("versions/<int:pk>/transition/", views.version_transition, name="version-transition"),
+    path("versions/<int:pk>/benchmarks/", views.benchmark_upload, name="benchmark-upload"),
+    path("versions/<int:pk>/assessments/", views.assessment_create, name="assessment-create"),
+    path("versions/<int:pk>/waivers/", views.waiver_create, name="waiver-create"),
+    path(
+        "versions/<int:pk>/deployment-approvals/",
+        views.deployment_approve,
+        name="deployment-approve",
+    ),
+    path("benchmarks/<int:pk>/", views.benchmark_detail, name="benchmark-detail"),
+    path("benchmarks/<int:pk>/raw/", views.benchmark_raw, name="benchmark-raw"),
+    path("assessments/<int:pk>/", views.assessment_detail, name="assessment-detail"),
+    path("assessments/<int:pk>/decide/", views.assessment_decide, name="assessment-decide"),
+    path("queue/", views.review_queue, name="review-queue"),
+    path("protocols/", views.protocol_list, name="protocol-list"),
+    path("protocols/new/", views.protocol_create, name="protocol-create"),
+    path("protocols/<int:pk>/", views.protocol_detail, name="protocol-detail"),
+    path("protocols/<int:pk>/approve/", views.protocol_approve, name="protocol-approve"),
+]
