@@ -207,7 +207,7 @@ def seed_registry(people: dict[str, User], units: dict[str, BusinessUnit]) -> No
         parameter_count=8_030_000_000,
         notes="SmoothQuant W8A8.",
     )
-    services.benchmark_upload(
+    int8_bench = services.benchmark_upload(
         version=int8,
         protocol=protocol,
         hardware_profile=h100,
@@ -216,6 +216,18 @@ def seed_registry(people: dict[str, User], units: dict[str, BusinessUnit]) -> No
         by=rhea,
     )
     services.version_transition(version=int8, action="submit", by=rhea, comment="Quantised")
+    # Journey 2: 100 req/s at peak, p95 under 500 ms, 30 % headroom -> 11 replicas.
+    services.assessment_file(
+        version=int8,
+        benchmark=int8_bench,
+        by=rhea,
+        peak_rps=Decimal(100),
+        daily_requests=4_000_000,
+        slo_metric="latency_p95_ms",
+        slo_threshold_ms=Decimal(500),
+        headroom_pct=Decimal(30),
+        pool=CapacityPool.objects.get(code="h100-shared"),
+    )
 
     ranker = services.model_register(
         by=adam,

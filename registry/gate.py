@@ -6,7 +6,7 @@ Apps above the registry add requirements by registering a provider in their
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -271,8 +271,10 @@ def evaluate(facts: GateFacts) -> GateVerdict:
     )
 
 
-# Providers: callables (version, now) -> list[Unmet], registered by apps above the registry.
-RequirementProvider = Callable[[Any, datetime], list[Unmet]]
+# Providers, registered by apps above the registry: called once with every version being
+# judged (so a provider reads what it needs in one query), they answer
+# {version id: [Unmet, ...]} for the versions they hold back.
+RequirementProvider = Callable[[Sequence[Any], datetime], Mapping[int, list[Unmet]]]
 _providers: list[RequirementProvider] = []
 
 

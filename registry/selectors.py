@@ -214,32 +214,83 @@ class QueueItem:
     kind: str  # "version" or "assessment"
     waiting_since: datetime
     version: ModelVersion
-    assessment: CapacityAssessment | None
+    assessment: CapacityAssessment | None  # the item itself, for assessment rows
+    numbers: CapacityAssessment | None  # the assessment whose figures the row shows
+    best: PointCosts | None  # the best point of the newest benchmark on its hardware
     verdict: gate.GateVerdict
 
 
+def _newest_benchmark_best(versions: Sequence[ModelVersion]) -> dict[int, PointCosts]:
+    """Per version, the best point of its newest benchmark on its own hardware, with costs."""
+    newest: dict[int, EfficiencyBenchmark] = {}
+    hardware = {v.pk: v.hardware_profile_id for v in versions}
+    for b in (
+        EfficiencyBenchmark.objects.filter(version_id__in=list(hardware))
+        .prefetch_related("points")
+        .order_by("measured_at", "pk")
+    ):
+        if b.hardware_profile_id == hardware[b.version_id]:
+            newest[b.version_id] = b
+    prices = current_prices(hardware.values())
+    best = {}
+    for version_id, b in newest.items():
+        point = best_point(list(b.points.all()))
+        if point is not None:
+            best[version_id] = point_costs([point], prices.get(hardware[version_id]))[0]
+    return best
+
+
 def review_queue(*, user: User) -> list[QueueItem]:
-    """What waits for the board, oldest first: submitted versions and assessments."""
+    """What waits for the board, oldest first: submitted versions and assessments.
+
+    Each row carries the numbers a board member needs: the best benchmarked point and its
+    unit cost, and the capacity the assessment asks for.
+    """
     versions = list(
         version_list(user=user)
         .filter(state__in=[LifecycleState.SUBMITTED, LifecycleState.UNDER_REVIEW])
         .order_by("state_changed_at", "pk")
     )
-    assessments = list(
+    waiting = list(
         assessment_list(user=user)
         .filter(status=AssessmentStatus.SUBMITTED)
         .order_by("submitted_at", "pk")
     )
     subjects = {v.pk: v for v in versions}
-    for a in assessments:
+    for a in waiting:
         subjects.setdefault(a.version_id, a.version)
+    latest: dict[int, CapacityAssessment] = {}
+    for a in (
+        assessment_list(user=user)
+        .filter(version_id__in=[v.pk for v in versions])
+        .exclude(status=AssessmentStatus.SUPERSEDED)
+        .order_by("submitted_at", "pk")
+    ):
+        latest[a.version_id] = a
     verdicts = deployment_gates(list(subjects.values()))
+    best = _newest_benchmark_best(list(subjects.values()))
     items = [
-        QueueItem("version", v.state_changed_at or v.created_at, v, None, verdicts[v.pk])
+        QueueItem(
+            "version",
+            v.state_changed_at or v.created_at,
+            v,
+            None,
+            latest.get(v.pk),
+            best.get(v.pk),
+            verdicts[v.pk],
+        )
         for v in versions
     ]
     items += [
-        QueueItem("assessment", a.submitted_at, a.version, a, verdicts[a.version_id])
-        for a in assessments
+        QueueItem(
+            "assessment",
+            a.submitted_at,
+            a.version,
+            a,
+            a,
+            best.get(a.version_id),
+            verdicts[a.version_id],
+        )
+        for a in waiting
     ]
     return sorted(items, key=lambda i: i.waiting_since)

@@ -878,6 +878,7 @@ def deployment_gates(
             business_unit_ids={v.model.business_unit_id for v in versions}
         ).items()
     }
+    provided = [provider(versions, now) for provider in gate.requirement_providers()]
     verdicts = {}
     for v in versions:
         facts = gate.GateFacts(
@@ -893,7 +894,7 @@ def deployment_gates(
             now=now,
         )
         verdict = gate.evaluate(facts)
-        extra = [u for provider in gate.requirement_providers() for u in provider(v, now)]
+        extra = [u for answers in provided for u in answers.get(v.pk, ())]
         if extra:
             verdict = replace(verdict, unmet=verdict.unmet + tuple(extra))
         verdicts[v.pk] = verdict

@@ -374,8 +374,11 @@ def test_model_register_only_for_own_unit(registry):
 def test_gate_providers_from_higher_apps_add_requirements(registry):
     from registry import gate
 
-    def provider(version, now):
-        return [gate.Unmet("incidents.prevent", "Open prevent action item PM-7")]
+    def provider(versions, now):
+        return {
+            v.pk: [gate.Unmet("incidents.prevent", "Open prevent action item PM-7")]
+            for v in versions
+        }
 
     gate.register_requirement_provider(provider)
     try:

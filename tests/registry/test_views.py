@@ -732,7 +732,7 @@ PAGES = {
     "model-detail": (lambda version: url("model-detail", version.model_id), "owner", 9),
     "version-detail (owner)": (lambda version: url("version-detail", version.pk), "owner", 25),
     "version-detail (board)": (lambda version: url("version-detail", version.pk), "board", 18),
-    "review-queue": (lambda version: url("review-queue"), "board", 12),
+    "review-queue": (lambda version: url("review-queue"), "board", 16),
     "protocol-list": (lambda version: url("protocol-list"), "owner", 5),
 }
 
