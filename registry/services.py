@@ -24,7 +24,7 @@ from governance.choices import BOARD_ROLES, DecisionKind, DecisionOutcome, Role
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import BusinessUnit, Decision, User
 from governance.selectors import freezes_in_force
-from governance.services import decision_record
+from governance.services import VoteOutcome, board_vote, decision_record
 from registry import capacity, gate, lifecycle
 from registry.benchmarks import METRICS, BenchmarkFileError, ParsedBenchmark, parse_benchmark
 from registry.benchmarks import missing_metrics as benchmark_missing_metrics
@@ -260,33 +260,41 @@ def version_transition(
     except lifecycle.TransitionError as exc:
         raise ConflictError(str(exc)) from exc
     comment = comment.strip()
+    target = move.target
     decision = None
     if move.actor is lifecycle.Actor.OWNER:
         _require_owner(by, locked.model, f"{move.label.lower()}")
     else:
-        role = _require_board(by, f"{move.label.lower()} model versions")
+        _require_board(by, f"{move.label.lower()} model versions")
         if by.pk == locked.created_by_id or _submitted_by(locked) == by.pk:
             raise PermissionDeniedError("Nobody reviews a version they registered or submitted.")
         if move.needs_comment and not comment:
             raise DomainError(f"Say why you {move.label.lower()} it: the rationale is kept.")
         if move.target in (LifecycleState.APPROVED, LifecycleState.REJECTED):
-            verdict = deployment_gate(locked)
-            decision = decision_record(
+            vote = board_vote(
                 subject=locked,
-                kind=DecisionKind.VERSION_REVIEW,
-                outcome=(
-                    DecisionOutcome.APPROVED
-                    if move.target == LifecycleState.APPROVED
-                    else DecisionOutcome.REJECTED
-                ),
-                title=f"{move.label} {locked}",
+                by=by,
+                approve=move.target == LifecycleState.APPROVED,
                 rationale=comment,
                 alternatives=alternatives,
-                by=by,
-                decided_as=role,
+                kind=DecisionKind.VERSION_REVIEW,
+                title=f"Review of {locked}",
                 business_unit=locked.model.business_unit,
-                evidence={"gate": verdict.as_dict()},
+                evidence={"gate": deployment_gate(locked).as_dict()},
             )
+            decision = vote.decision
+            if decision is None:
+                # The vote is kept; the version waits for the rest of the board.
+                if locked.state == LifecycleState.UNDER_REVIEW:
+                    return locked
+                target = LifecycleState.UNDER_REVIEW
+                comment = f"{by} voted; waiting for {vote.quorum.waiting_for}."
+            else:
+                target = (
+                    LifecycleState.APPROVED
+                    if decision.outcome == DecisionOutcome.APPROVED
+                    else LifecycleState.REJECTED
+                )
     if move.action == "deploy":
         verdict = deployment_gate(locked)
         if not verdict.open:
@@ -298,13 +306,13 @@ def version_transition(
     VersionTransition.objects.create(
         version=locked,
         from_state=locked.state,
-        to_state=move.target,
+        to_state=target,
         by=by,
         at=now,
         comment=comment,
         decision=decision,
     )
-    locked.state = move.target
+    locked.state = target
     locked.state_changed_at = now
     locked.save(update_fields=["state", "state_changed_at"])
     # The caller's instance follows, so it never shows a state the version has left.
@@ -644,9 +652,9 @@ def assessment_decide(
     approve: bool,
     rationale: str,
     alternatives: str = "",
-) -> Decision:
-    """The review board approves or rejects an assessment, with its rationale."""
-    role = _require_board(by, "decide on capacity assessments")
+) -> VoteOutcome:
+    """A review board member votes on an assessment; the board's Decision settles it."""
+    _require_board(by, "decide on capacity assessments")
     assessment = (
         # Lock only the assessment row: PostgreSQL refuses FOR UPDATE on the outer join to pool.
         CapacityAssessment.objects.select_for_update(of=("self",))
@@ -659,23 +667,24 @@ def assessment_decide(
         raise ConflictError(
             f"This assessment is already {assessment.get_status_display().lower()}."
         )
-    outcome = DecisionOutcome.APPROVED if approve else DecisionOutcome.REJECTED
-    decision = decision_record(
+    vote = board_vote(
         subject=assessment,
-        kind=DecisionKind.ASSESSMENT,
-        outcome=outcome,
-        title=f"{outcome.label} capacity assessment of {assessment.version}",
+        by=by,
+        approve=approve,
         rationale=rationale,
         alternatives=alternatives,
-        by=by,
-        decided_as=role,
+        kind=DecisionKind.ASSESSMENT,
+        title=f"Capacity assessment of {assessment.version}",
         business_unit=assessment.version.model.business_unit,
         evidence=assessment_evidence(assessment),
     )
-    assessment.status = AssessmentStatus.APPROVED if approve else AssessmentStatus.REJECTED
-    assessment.decision = decision
-    assessment.save(update_fields=["status", "decision"])
-    return decision
+    decision = vote.decision
+    if decision is not None:
+        approved = decision.outcome == DecisionOutcome.APPROVED
+        assessment.status = AssessmentStatus.APPROVED if approved else AssessmentStatus.REJECTED
+        assessment.decision = decision
+        assessment.save(update_fields=["status", "decision"])
+    return vote
 
 
 def assessment_evidence(a: CapacityAssessment) -> dict[str, str | int | None]:

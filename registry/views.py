@@ -25,6 +25,7 @@ from governance.choices import DecisionKind, Role
 from governance.exceptions import DomainError
 from governance.models import BusinessUnit, User
 from governance.selectors import decision_list_for
+from governance.services import board_standing
 from registry import charts, gate, selectors, services
 from registry.benchmarks.metrics import METRICS
 from registry.choices import (
@@ -338,6 +339,8 @@ def _version_page(
         "slo_labels": SLO_METRICS,
         "requirement_labels": dict(RequirementCode.choices),
     }
+    if version.state in (LifecycleState.SUBMITTED, LifecycleState.UNDER_REVIEW):
+        context["quorum"], context["board_votes"] = board_standing(subject=version)
     if owner and version.state != LifecycleState.RETIRED:
         context["upload_form"] = BenchmarkUploadForm(
             version=version, protocols=selectors.protocols_approved()
@@ -560,6 +563,8 @@ def _assessment_page(
         and user.pk not in (assessment.submitted_by_id, assessment.version.created_by_id)
     ):
         context["decide_form"] = AssessmentDecideForm()
+    if assessment.status == AssessmentStatus.SUBMITTED:
+        context["quorum"], context["board_votes"] = board_standing(subject=assessment)
     context.update(overrides)
     return render(request, "registry/assessment_detail.html", context, status=status)
 
@@ -579,7 +584,7 @@ def assessment_decide(request: HttpRequest, pk: int) -> HttpResponse:
     status = 400
     if form.is_valid():
         try:
-            services.assessment_decide(
+            vote = services.assessment_decide(
                 assessment=assessment,
                 by=request.user,
                 approve=form.cleaned_data["decision"] == "approve",
@@ -590,10 +595,18 @@ def assessment_decide(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, exc.message)
             status = exc.http_status
         else:
-            verb = "approved" if form.cleaned_data["decision"] == "approve" else "rejected"
-            messages.success(
-                request, f"You {verb} the capacity assessment of {assessment.version}."
-            )
+            if vote.decision is None:
+                messages.success(
+                    request,
+                    f"Your vote is recorded ({vote.quorum.summary()}); the board decides once "
+                    f"it has {vote.quorum.waiting_for}.",
+                )
+            else:
+                messages.success(
+                    request,
+                    f"The board {vote.decision.get_outcome_display().lower()} the capacity "
+                    f"assessment of {assessment.version}.",
+                )
             return redirect(
                 reverse("registry:version-detail", args=[assessment.version_id]) + "#assessments"
             )

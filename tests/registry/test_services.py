@@ -328,7 +328,7 @@ def test_assessment_decided_only_by_the_board_not_the_filer(registry):
         approve=False,
         rationale="Too big",
         alternatives="INT4",
-    )
+    ).decision
     assert decision.evidence["replicas"] == 11
     assert decision.evidence["monthly_cost"] == "32923.00"
     with pytest.raises(ConflictError, match="already rejected"):

@@ -730,8 +730,8 @@ def _queries(client, path: str) -> int:
 PAGES = {
     "model-list": (lambda version: url("model-list"), "owner", 7),
     "model-detail": (lambda version: url("model-detail", version.model_id), "owner", 9),
-    "version-detail (owner)": (lambda version: url("version-detail", version.pk), "owner", 25),
-    "version-detail (board)": (lambda version: url("version-detail", version.pk), "board", 18),
+    "version-detail (owner)": (lambda version: url("version-detail", version.pk), "owner", 26),
+    "version-detail (board)": (lambda version: url("version-detail", version.pk), "board", 19),
     "review-queue": (lambda version: url("review-queue"), "board", 16),
     "protocol-list": (lambda version: url("protocol-list"), "owner", 5),
 }
