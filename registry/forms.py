@@ -365,3 +365,44 @@ class CompareForm(PageForm):
             (str(v.pk), f"{v.version} ({v.get_precision_display()}, {v.hardware_profile})")
             for v in versions
         ]
+
+
+# --- capacity conflicts ------------------------------------------------------------------
+
+
+class ConflictForm(PageForm):
+    id_prefix = "conflict"
+
+    title = forms.CharField(max_length=300)
+    pool = forms.ModelChoiceField(
+        queryset=CapacityPool.objects.order_by("name"),
+        required=False,
+        label="Contested pool",
+        help_text="The shared capacity both units want.",
+    )
+    business_units = forms.ModelMultipleChoiceField(
+        queryset=BusinessUnit.objects.order_by("code"),
+        widget=forms.CheckboxSelectMultiple,
+        label="Business units involved",
+    )
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=10000,
+        help_text="What each unit needs, by when, and why they collide.",
+    )
+
+
+class ConflictResolveForm(PageForm):
+    id_prefix = "resolve"
+
+    resolution = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=5000,
+        help_text="What is decided: who gets what capacity, until when, and why.",
+    )
+    alternatives = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=5000,
+        required=False,
+        label="Alternatives considered",
+    )

@@ -12,11 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Count, Prefetch, QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, Prefetch, QuerySet, Sum
 from django.utils import timezone
 
-from governance.choices import BOARD_ROLES, Role
-from governance.models import User
+from governance.choices import BOARD_ROLES, ConflictStatus, Role
+from governance.models import CapacityConflict, User
 from governance.selectors import visible_unit_ids
 from registry import capacity, gate
 from registry.choices import AssessmentStatus, LifecycleState, ProtocolStatus
@@ -294,3 +295,57 @@ def review_queue(*, user: User) -> list[QueueItem]:
         for a in waiting
     ]
     return sorted(items, key=lambda i: i.waiting_since)
+
+
+def conflict_list(*, user: User | AnonymousUser | None) -> QuerySet[CapacityConflict]:
+    """Conflicts the user may read: all for the board and admins, else their units' own."""
+    conflicts = CapacityConflict.objects.select_related("raised_by", "decision__decided_by")
+    units = registry_unit_ids(user)
+    if units is not None:
+        conflicts = conflicts.filter(business_units__in=units).distinct()
+    return conflicts.prefetch_related("business_units").order_by("raised_at", "pk")
+
+
+@dataclass(frozen=True)
+class PoolDemand:
+    """What each business unit's live assessments ask of a pool, against its size."""
+
+    pool: CapacityPool
+    by_unit: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_unit.values())
+
+    @property
+    def over(self) -> int:
+        return max(0, self.total - self.pool.accelerator_count)
+
+
+def pool_demand(pools: Iterable[CapacityPool]) -> dict[int, PoolDemand]:
+    """Accelerators asked of each pool by submitted or approved assessments, per unit."""
+    pools = list(pools)
+    demand: dict[int, dict[str, int]] = {p.pk: {} for p in pools}
+    rows = (
+        CapacityAssessment.objects.filter(
+            pool__in=pools, status__in=[AssessmentStatus.SUBMITTED, AssessmentStatus.APPROVED]
+        )
+        .values_list("pool_id", "version__model__business_unit__code")
+        .annotate(accelerators=Sum("accelerators"))
+        .order_by()
+    )
+    for pool_id, unit, accelerators in rows:
+        demand[pool_id][unit] = accelerators
+    return {p.pk: PoolDemand(p, demand[p.pk]) for p in pools}
+
+
+def open_conflicts_with_demand(*, user: User) -> list[tuple[CapacityConflict, PoolDemand | None]]:
+    """Open conflicts for the meeting view, each with its pool's demand if it names one."""
+    pool_type = ContentType.objects.get_for_model(CapacityPool)
+    conflicts = list(conflict_list(user=user).exclude(status=ConflictStatus.RESOLVED))
+    pool_ids = {c.subject_id for c in conflicts if c.subject_type_id == pool_type.pk}
+    demand = pool_demand(pool_list().filter(pk__in=pool_ids))
+    return [
+        (c, demand.get(c.subject_id) if c.subject_type_id == pool_type.pk else None)
+        for c in conflicts
+    ]

@@ -26,6 +26,7 @@ from governance.exceptions import DomainError
 from governance.models import BusinessUnit, User
 from governance.selectors import decision_list_for
 from governance.services import board_standing
+from governance.services.conflicts import conflict_raise, conflict_resolve
 from registry import charts, gate, selectors, services
 from registry.benchmarks.metrics import METRICS
 from registry.choices import (
@@ -40,6 +41,8 @@ from registry.forms import (
     AssessmentForm,
     BenchmarkUploadForm,
     CompareForm,
+    ConflictForm,
+    ConflictResolveForm,
     DeploymentApprovalForm,
     ModelFilterForm,
     ProtocolForm,
@@ -53,6 +56,7 @@ from registry.lifecycle import MOVES, Actor, moves_from
 from registry.models import (
     BenchmarkProtocol,
     CapacityAssessment,
+    CapacityPool,
     EfficiencyBenchmark,
     ModelVersion,
 )
@@ -663,7 +667,12 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("The review queue is for members of the capacity review board.")
     items = selectors.review_queue(user=request.user)
     page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "registry/review_queue.html", {"page": page, "count": len(items)})
+    conflicts = selectors.open_conflicts_with_demand(user=request.user)
+    return render(
+        request,
+        "registry/review_queue.html",
+        {"page": page, "count": len(items), "conflicts": conflicts},
+    )
 
 
 # --- protocols --------------------------------------------------------------------------------
@@ -743,3 +752,96 @@ def protocol_approve(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"{protocol} is approved; results under it now count.")
             return redirect(protocol)
     return _protocol_page(request, protocol, status=status, approve_form=form)
+
+
+# --- capacity conflicts -------------------------------------------------------------------
+
+
+def _conflict_get(request: HttpRequest, pk: int):
+    return get_object_or_404(selectors.conflict_list(user=request.user), pk=pk)
+
+
+def _conflict_page(request: HttpRequest, conflict, *, status: int = 200, **overrides: Any):
+    user = request.user
+    pool = conflict.subject if isinstance(conflict.subject, CapacityPool) else None
+    at_level = conflict.escalation_path[conflict.escalation_level]
+    context: dict[str, Any] = {
+        "conflict": conflict,
+        "pool": pool,
+        "demand": selectors.pool_demand([pool]).get(pool.pk) if pool else None,
+        "level_label": CONFLICT_LEVELS.get(at_level, at_level),
+        "path": [CONFLICT_LEVELS.get(t, t) for t in conflict.escalation_path],
+    }
+    if conflict.status != "resolved":
+        context["quorum"], context["board_votes"] = board_standing(subject=conflict)
+        if user.is_board_member or (
+            at_level == f"role:{Role.PLATFORM_ADMIN}" and user.has_role(Role.PLATFORM_ADMIN)
+        ):
+            context["resolve_form"] = ConflictResolveForm()
+    context.update(overrides)
+    return render(request, "registry/conflict_detail.html", context, status=status)
+
+
+CONFLICT_LEVELS = {
+    "board": "the review board",
+    "bu_owners": "the business units' owners",
+    f"role:{Role.PLATFORM_ADMIN}": "the platform admins",
+}
+
+
+@require_http_methods(["GET", "POST"])
+def conflict_create(request: HttpRequest) -> HttpResponse:
+    form = ConflictForm(request.POST or None, initial={"pool": request.GET.get("pool")})
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                conflict = conflict_raise(
+                    title=data["title"],
+                    description=data["description"],
+                    business_units=data["business_units"],
+                    subject=data["pool"],
+                    by=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+                status = exc.http_status
+            else:
+                messages.success(request, "The conflict is raised; the review board is told.")
+                return redirect(conflict)
+    return render(request, "registry/conflict_form.html", {"form": form}, status=status)
+
+
+def conflict_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _conflict_page(request, _conflict_get(request, pk))
+
+
+@require_POST
+def conflict_resolve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    conflict = _conflict_get(request, pk)
+    form = ConflictResolveForm(request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            vote = conflict_resolve(
+                conflict=conflict,
+                by=request.user,
+                resolution=form.cleaned_data["resolution"],
+                alternatives=form.cleaned_data["alternatives"],
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+            status = exc.http_status
+        else:
+            if vote.decision is None:
+                messages.success(
+                    request,
+                    f"Your vote is recorded ({vote.quorum.summary()}); the board decides once "
+                    f"it has {vote.quorum.waiting_for}.",
+                )
+            else:
+                messages.success(request, "The conflict is resolved; the decision is recorded.")
+            return redirect(conflict)
+    return _conflict_page(request, conflict, status=status, resolve_form=form)

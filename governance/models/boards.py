@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.urls import reverse
 
 from governance.choices import BoardFunction, ConflictStatus, QuorumRule, SloIndicator
 from governance.models.decisions import Decision
@@ -104,6 +105,10 @@ class CapacityConflict(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def get_absolute_url(self) -> str:
+        # The conflict page lives with the review queue (the registry app), linked by name.
+        return reverse("registry:conflict-detail", args=[self.pk])
 
 
 class ServiceLevelObjective(models.Model):

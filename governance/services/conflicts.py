@@ -1,0 +1,184 @@
+"""Capacity conflicts: two business units want the same capacity; escalate until decided.
+
+A conflict starts with the review board. If it waits longer than its wait, it escalates
+one level along its path (by default the owners of the units involved, then the platform
+admins), and each level's people are e-mailed once. It ends in a Decision: the board's (by
+quorum), or a platform admin's once it has reached them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from governance.choices import BOARD_ROLES, ConflictStatus, DecisionKind, DecisionOutcome, Role
+from governance.emails import absolute_url, mail_send
+from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
+from governance.models import BusinessUnit, CapacityConflict, Decision, User
+from governance.services.boards import VoteOutcome, board_vote
+from governance.services.decisions import decision_record
+
+DEFAULT_PATH = ["board", "bu_owners", f"role:{Role.PLATFORM_ADMIN}"]
+DEFAULT_WAIT = timedelta(hours=48)
+
+
+def _level_people(conflict: CapacityConflict, target: str) -> list[User]:
+    if target == "board":
+        people = User.objects.filter(role_assignments__role__in=BOARD_ROLES)
+    elif target == "bu_owners":
+        people = User.objects.filter(owned_business_units__in=conflict.business_units.all())
+    elif target.startswith("role:"):
+        people = User.objects.filter(role_assignments__role=target.removeprefix("role:"))
+    else:
+        return []
+    return list(people.filter(is_active=True).exclude(email="").distinct().order_by("pk"))
+
+
+def _notify(conflict: CapacityConflict, target: str) -> list[str]:
+    recipients = [u.email for u in _level_people(conflict, target)]
+    if recipients:
+        mail_send(
+            to=recipients,
+            subject=f"Capacity conflict: {conflict.title}",
+            template="conflict",
+            context={
+                "conflict": conflict,
+                "units": ", ".join(u.name for u in conflict.business_units.all()),
+                "level": conflict.escalation_level,
+                "url": absolute_url(conflict.get_absolute_url()),
+            },
+        )
+    return recipients
+
+
+def _check_path(path: Iterable[str]) -> list[str]:
+    path = list(path)
+    for target in path:
+        role = target.removeprefix("role:")
+        if target not in ("board", "bu_owners") and not (
+            target.startswith("role:") and role in Role.values
+        ):
+            raise DomainError(
+                f"Unknown escalation target {target!r}: use board, bu_owners or role:<role>."
+            )
+    return path
+
+
+@transaction.atomic
+def conflict_raise(
+    *,
+    title: str,
+    description: str,
+    business_units: Iterable[BusinessUnit],
+    by: User,
+    subject: models.Model | None = None,
+    escalation_path: Iterable[str] | None = None,
+    wait: timedelta = DEFAULT_WAIT,
+) -> CapacityConflict:
+    """Record a conflict between units and put it in front of the first level (the board)."""
+    units = list(business_units)
+    if len(units) < 2:
+        raise DomainError("A capacity conflict involves at least two business units.")
+    involved = {u.pk for u in units} & by.scoped_business_unit_ids
+    if not (involved or by.is_board_member or by.has_role(Role.PLATFORM_ADMIN)):
+        raise PermissionDeniedError(
+            "Raise a conflict for a unit you belong to (or as a board member or platform admin)."
+        )
+    if not description.strip():
+        raise DomainError("Describe what each unit needs and why they collide.")
+    now = timezone.now()
+    conflict = CapacityConflict.objects.create(
+        title=title.strip()[:300],
+        description=description.strip(),
+        raised_by=by,
+        raised_at=now,
+        escalation_path=_check_path(escalation_path or DEFAULT_PATH),
+        due_at=now + wait,
+        subject=subject,
+    )
+    conflict.business_units.set(units)
+    transaction.on_commit(lambda: _notify(conflict, conflict.escalation_path[0]))
+    return conflict
+
+
+def conflicts_escalate(*, now: datetime | None = None, wait: timedelta = DEFAULT_WAIT) -> int:
+    """Move every undecided conflict past its due time one level up; returns how many."""
+    now = now or timezone.now()
+    moved = 0
+    for conflict in CapacityConflict.objects.filter(
+        ~Q(status=ConflictStatus.RESOLVED), due_at__lte=now
+    ):
+        with transaction.atomic():
+            locked = CapacityConflict.objects.select_for_update().get(pk=conflict.pk)
+            if locked.status == ConflictStatus.RESOLVED or locked.due_at > now:
+                continue
+            if locked.escalation_level + 1 >= len(locked.escalation_path):
+                locked.due_at = None  # the top of the path: nobody above to ask
+                locked.save(update_fields=["due_at"])
+                continue
+            locked.escalation_level += 1
+            locked.status = ConflictStatus.ESCALATED
+            locked.due_at = now + wait
+            locked.save(update_fields=["escalation_level", "status", "due_at"])
+            target = locked.escalation_path[locked.escalation_level]
+            transaction.on_commit(lambda c=locked, t=target: _notify(c, t))
+            moved += 1
+    return moved
+
+
+@transaction.atomic
+def conflict_resolve(
+    *, conflict: CapacityConflict, by: User, resolution: str, alternatives: str = ""
+) -> VoteOutcome:
+    """The board votes on a resolution; once escalated to them, a platform admin decides."""
+    conflict = CapacityConflict.objects.select_for_update().get(pk=conflict.pk)
+    if conflict.status == ConflictStatus.RESOLVED:
+        raise ConflictError("This conflict is already resolved.")
+    title = f"Resolve capacity conflict: {conflict.title}"
+    evidence = {"units": [u.code for u in conflict.business_units.all()]}
+    at_admins = conflict.escalation_path[conflict.escalation_level] == f"role:{Role.PLATFORM_ADMIN}"
+    if at_admins and by.has_role(Role.PLATFORM_ADMIN):
+        outcome = VoteOutcome(
+            decision_record(
+                subject=conflict,
+                kind=DecisionKind.CAPACITY_CONFLICT,
+                outcome=DecisionOutcome.APPROVED,
+                title=title,
+                rationale=resolution,
+                alternatives=alternatives,
+                by=by,
+                decided_as=Role.PLATFORM_ADMIN,
+                evidence=evidence,
+            ),
+            None,
+        )
+    elif by.is_board_member:
+        outcome = board_vote(
+            subject=conflict,
+            by=by,
+            approve=True,
+            rationale=resolution,
+            alternatives=alternatives,
+            kind=DecisionKind.CAPACITY_CONFLICT,
+            title=title,
+            evidence=evidence,
+        )
+    else:
+        raise PermissionDeniedError(
+            "The review board resolves capacity conflicts (a platform admin once it is "
+            "escalated to them)."
+        )
+    if outcome.decision is not None:
+        _close(conflict, outcome.decision)
+    return outcome
+
+
+def _close(conflict: CapacityConflict, decision: Decision) -> None:
+    conflict.status = ConflictStatus.RESOLVED
+    conflict.decision = decision
+    conflict.due_at = None
+    conflict.save(update_fields=["status", "decision", "due_at"])
