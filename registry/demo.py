@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.choices import Role
-from governance.models import BusinessUnit, User
+from governance.models import BoardMembership, BusinessUnit, ReviewBoard, User
 from registry import services
 from registry.models import (
     CapacityPool,
@@ -228,6 +228,15 @@ def seed_registry(people: dict[str, User], units: dict[str, BusinessUnit]) -> No
         headroom_pct=Decimal(30),
         pool=CapacityPool.objects.get(code="h100-shared"),
     )
+
+    # From now on the board decides by quorum: one member of each function must vote.
+    board = ReviewBoard.objects.create(
+        name="Capacity review board",
+        description="Meets on Thursdays; decides on deployments, assessments and conflicts.",
+        quorum_rule="one_of_each",
+    )
+    for username, function in (("ines", "infra"), ("mark", "ml"), ("priya", "product")):
+        BoardMembership.objects.create(board=board, user=people[username], function=function)
 
     ranker = services.model_register(
         by=adam,
