@@ -144,7 +144,7 @@ def test_engineer_ships_a_version_and_the_board_approves_it(
     page.get_by_label("Rationale").fill("11 H100s fit in the shared pool.")
     page.get_by_label("Alternatives considered").fill("FP16 on 19 replicas.")
     page.get_by_role("button", name="Record decision").click()
-    page.get_by_text("You approved the capacity assessment").wait_for()
+    page.get_by_text("The board approved the capacity assessment").wait_for()
 
     page.get_by_label("Rationale (required to approve or reject)").fill(
         "INT8 halves the GPUs at the same p95."
