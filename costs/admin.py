@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from costs import services
-from costs.models import AllocationRule, BillingImport, CostRow, TagSet
+from costs.models import AllocationRule, BillingImport, Budget, BudgetAlert, CostRow, TagSet
 from governance.exceptions import DomainError
 
 
@@ -108,3 +108,60 @@ class CostRowAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
     search_fields = ("resource_id", "service_name", "sub_account_id")
     list_select_related = ("tag_set",)
     show_full_result_count = False
+
+
+@admin.register(Budget)
+class BudgetAdmin(CostManagerOnly, admin.ModelAdmin):
+    list_display = (
+        "name",
+        "business_unit",
+        "tag_key",
+        "tag_value",
+        "amount",
+        "currency",
+        "basis",
+        "freeze_at_percent",
+    )
+    list_filter = ("business_unit", "currency", "basis")
+    list_select_related = ("business_unit",)
+    search_fields = ("name", "tag_value")
+    readonly_fields = ("created_by", "created_at", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        try:
+            services.budget_save(
+                budget=obj,
+                name=obj.name,
+                business_unit=obj.business_unit,
+                amount=obj.amount,
+                currency=obj.currency,
+                basis=obj.basis,
+                tag_key=obj.tag_key,
+                tag_value=obj.tag_value,
+                thresholds=obj.thresholds,
+                forecast_thresholds=obj.forecast_thresholds,
+                freeze_at_percent=obj.freeze_at_percent,
+                first_month=obj.first_month,
+                last_month=obj.last_month,
+                notify=obj.notify,
+                by=request.user,
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+
+    def delete_model(self, request, obj):
+        services.budget_delete(budget=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for budget in queryset.select_related("business_unit"):
+            services.budget_delete(budget=budget, by=request.user)
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
+    """Written only by the evaluation; the record of who was told what, and when."""
+
+    list_display = ("budget", "month", "measure", "threshold", "spend", "sent_at", "freeze")
+    list_filter = ("measure", "month")
+    list_select_related = ("budget__business_unit", "freeze__business_unit")
+    readonly_fields = [f.name for f in BudgetAlert._meta.fields]

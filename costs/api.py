@@ -1,22 +1,33 @@
-"""REST API for costs: chargeback, cost rows and summaries, imports, allocation rules."""
+"""REST API for costs: chargeback, cost rows and summaries, imports, allocation rules, budgets."""
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import ROUND_FLOOR, Decimal
+
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from costs import budgets as budget_math
 from costs import selectors, services
-from costs.filters import CostRowFilterSet
+from costs.filters import BudgetFilterSet, CostRowFilterSet
 from costs.ingest import FORMATS
-from costs.models import AllocationRule, BillingImport, CostRow
+from costs.models import AllocationRule, BillingImport, Budget, BudgetAlert, BudgetBasis, CostRow
 from governance.api.permissions import IsCostManager
-from governance.models import BusinessUnit
+from governance.models import BusinessUnit, DeploymentFreeze
 from governance.money import money_round
 
 # --- Serializers ------------------------------------------------------------------------------
@@ -244,3 +255,286 @@ class AllocationRuleViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: AllocationRule) -> None:
         services.allocation_rule_delete(rule=instance, by=self.request.user)
+
+
+# --- Budgets ----------------------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": r"^\d{4}-\d{2}$", "example": "2026-11", "nullable": True}
+)
+class MonthField(serializers.Field):
+    """A month written ``YYYY-MM``, kept as its first day."""
+
+    def to_representation(self, value: dt.date) -> str:
+        return f"{value:%Y-%m}"
+
+    def to_internal_value(self, data) -> dt.date:
+        try:
+            return selectors.month_parse(str(data))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+def _money(amount: Decimal | None, currency: str) -> str | None:
+    return None if amount is None else f"{money_round(amount, currency):f}"
+
+
+def _percent(amount: Decimal | None) -> str | None:
+    # Rounded down, so 99.996 % never reads as 100.00 %.
+    return None if amount is None else f"{amount.quantize(Decimal('0.01'), ROUND_FLOOR):f}"
+
+
+class BudgetFreezeSerializer(serializers.ModelSerializer):
+    lifted_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = DeploymentFreeze
+        fields = ["id", "reason", "started_at", "lifted_at", "lifted_by", "lift_reason"]
+        read_only_fields = fields
+
+
+class BudgetMonthSerializer(serializers.Serializer):
+    """Where the budget stands in the month asked for (default: the current UTC month).
+
+    Amounts are rounded to the currency's minor unit; percentages are rounded down to
+    hundredths. ``projection`` is a simple trend: spend to date divided by the days with data,
+    times the days in the month. ``status`` is ``inactive`` (the budget does not cover the
+    month), ``frozen`` (the unit is under a deployment freeze), ``alert`` (a threshold is
+    reached) or ``ok``.
+    """
+
+    month = serializers.SerializerMethodField()
+    in_force = serializers.BooleanField(source="active")
+    status = serializers.CharField(help_text="inactive, frozen, alert or ok")
+    spend = serializers.SerializerMethodField()
+    percent = serializers.SerializerMethodField()
+    projection = serializers.SerializerMethodField()
+    projected_percent = serializers.SerializerMethodField()
+    data_until = serializers.SerializerMethodField()
+    days_with_data = serializers.SerializerMethodField()
+    days_in_month = serializers.SerializerMethodField()
+    freeze = BudgetFreezeSerializer(allow_null=True)
+
+    def get_month(self, st: selectors.BudgetStatus) -> str:
+        return f"{st.month:%Y-%m}"
+
+    def get_spend(self, st: selectors.BudgetStatus) -> str | None:
+        return _money(st.standing.spend, st.budget.currency) if st.standing else None
+
+    def get_percent(self, st: selectors.BudgetStatus) -> str | None:
+        return _percent(st.standing.percent) if st.standing else None
+
+    def get_projection(self, st: selectors.BudgetStatus) -> str | None:
+        return _money(st.standing.projection, st.budget.currency) if st.standing else None
+
+    def get_projected_percent(self, st: selectors.BudgetStatus) -> str | None:
+        return _percent(st.standing.projected_percent) if st.standing else None
+
+    @extend_schema_field(OpenApiTypes.DATE)
+    def get_data_until(self, st: selectors.BudgetStatus) -> dt.date | None:
+        return st.standing.data_until if st.standing else None
+
+    def get_days_with_data(self, st: selectors.BudgetStatus) -> int | None:
+        return st.standing.days_elapsed if st.standing else None
+
+    def get_days_in_month(self, st: selectors.BudgetStatus) -> int:
+        return budget_math.days_in_month(st.month)
+
+
+class BudgetSerializer(serializers.ModelSerializer):
+    """A monthly budget and, under ``current``, where it stands in the month asked for."""
+
+    business_unit = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    amount = serializers.SerializerMethodField()
+    first_month = MonthField(allow_null=True)
+    last_month = MonthField(allow_null=True)
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Budget
+        fields = [
+            "id",
+            "name",
+            "business_unit",
+            "tag_key",
+            "tag_value",
+            "amount",
+            "currency",
+            "basis",
+            "thresholds",
+            "forecast_thresholds",
+            "freeze_at_percent",
+            "first_month",
+            "last_month",
+            "notify",
+            "created_at",
+            "updated_at",
+            "current",
+        ]
+        read_only_fields = fields
+
+    def get_amount(self, budget: Budget) -> str:
+        return f"{money_round(budget.amount, budget.currency):f}"
+
+    @extend_schema_field(BudgetMonthSerializer)
+    def get_current(self, budget: Budget) -> dict:
+        return BudgetMonthSerializer(self.context["statuses"][budget.pk]).data
+
+
+class BudgetInputSerializer(serializers.Serializer):
+    """What a budget is made of; thresholds are whole percentages of the amount."""
+
+    name = serializers.CharField(max_length=120)
+    business_unit = serializers.SlugRelatedField(
+        slug_field="code", queryset=BusinessUnit.objects.all()
+    )
+    amount = serializers.DecimalField(max_digits=18, decimal_places=4, min_value=Decimal(0))
+    currency = serializers.CharField(min_length=3, max_length=3)
+    basis = serializers.ChoiceField(choices=BudgetBasis.choices, default=BudgetBasis.BILLED)
+    tag_key = serializers.CharField(max_length=255, allow_blank=True, default="")
+    tag_value = serializers.CharField(max_length=255, allow_blank=True, default="")
+    thresholds = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=budget_math.MAX_THRESHOLD),
+        default=list(budget_math.DEFAULT_THRESHOLDS),
+        help_text="Percent of the amount spent to date that e-mails the owners.",
+    )
+    forecast_thresholds = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=budget_math.MAX_THRESHOLD),
+        default=list(budget_math.DEFAULT_THRESHOLDS),
+        help_text="Percent of the amount the month-end projection may reach before it alerts.",
+    )
+    freeze_at_percent = serializers.IntegerField(
+        min_value=1,
+        max_value=budget_math.MAX_THRESHOLD,
+        allow_null=True,
+        default=100,
+        help_text="Spend to date, in percent, that freezes deployments; null: never.",
+    )
+    first_month = MonthField(allow_null=True, default=None)
+    last_month = MonthField(allow_null=True, default=None)
+    notify = serializers.ListField(
+        child=serializers.EmailField(),
+        default=list,
+        help_text="E-mail addresses alerted besides the unit's owner.",
+    )
+
+
+class BudgetAlertSerializer(serializers.ModelSerializer):
+    month = MonthField()
+    spend = serializers.SerializerMethodField()
+    projection = serializers.SerializerMethodField()
+    freeze = BudgetFreezeSerializer(allow_null=True)
+
+    class Meta:
+        model = BudgetAlert
+        fields = [
+            "id",
+            "month",
+            "measure",
+            "threshold",
+            "is_enforcement",
+            "spend",
+            "projection",
+            "currency",
+            "data_until",
+            "created_at",
+            "sent_at",
+            "recipients",
+            "freeze",
+        ]
+        read_only_fields = fields
+
+    def get_spend(self, alert: BudgetAlert) -> str:
+        return _money(alert.spend, alert.currency)
+
+    def get_projection(self, alert: BudgetAlert) -> str | None:
+        return _money(alert.projection, alert.currency)
+
+
+_MONTH = OpenApiParameter(
+    "month",
+    OpenApiTypes.STR,
+    description="The month ``current`` describes, YYYY-MM; default the current UTC month.",
+)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[_MONTH]),
+    retrieve=extend_schema(parameters=[_MONTH]),
+    create=extend_schema(request=BudgetInputSerializer, responses={201: BudgetSerializer}),
+    update=extend_schema(request=BudgetInputSerializer, responses=BudgetSerializer),
+    partial_update=extend_schema(request=BudgetInputSerializer, responses=BudgetSerializer),
+)
+class BudgetViewSet(viewsets.ModelViewSet):
+    """Monthly budgets of the business units the caller may see, with this month's spend.
+
+    Finance and platform admins create, change and delete them. Reaching a threshold e-mails
+    the unit's owner once a month; reaching the freeze threshold freezes its deployments.
+    """
+
+    serializer_class = BudgetSerializer
+    filterset_class = BudgetFilterSet
+
+    def get_permissions(self):
+        if self.action in {"list", "retrieve", "alerts"}:
+            return [IsAuthenticated()]
+        return [IsAuthenticated(), IsCostManager()]
+
+    def get_queryset(self):
+        return selectors.budget_list(user=self.request.user)
+
+    def _month(self) -> dt.date:
+        raw = self.request.query_params.get("month")
+        if not raw:
+            return timezone.now().date().replace(day=1)
+        try:
+            return selectors.month_parse(raw)
+        except ValueError as exc:
+            raise serializers.ValidationError({"month": str(exc)}) from exc
+
+    def _output(self, budgets: list[Budget], *, many: bool):
+        statuses = selectors.budget_statuses(budgets=budgets, month=self._month())
+        context = {**self.get_serializer_context(), "statuses": {s.budget.pk: s for s in statuses}}
+        return BudgetSerializer(budgets if many else budgets[0], many=many, context=context).data
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self._output(list(page), many=True))
+
+    def retrieve(self, request: Request, pk=None) -> Response:
+        return Response(self._output([self.get_object()], many=False))
+
+    _FIELDS = tuple(BudgetInputSerializer().fields)
+
+    def _save(self, request: Request, budget: Budget | None, *, partial: bool) -> Budget:
+        data = BudgetInputSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        # A PATCH sends only what changes; the rest comes from the stored budget.
+        current = {f: getattr(budget, f) for f in self._FIELDS} if budget else {}
+        values = {**current, **data.validated_data}
+        return services.budget_save(
+            budget=budget, by=request.user, **{f: values[f] for f in self._FIELDS}
+        )
+
+    def create(self, request: Request) -> Response:
+        budget = self._save(request, None, partial=False)
+        return Response(self._output([budget], many=False), status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, pk=None, partial: bool = False) -> Response:
+        budget = self._save(request, self.get_object(), partial=partial)
+        return Response(self._output([budget], many=False))
+
+    def partial_update(self, request: Request, pk=None) -> Response:
+        return self.update(request, pk, partial=True)
+
+    def perform_destroy(self, instance: Budget) -> None:
+        services.budget_delete(budget=instance, by=self.request.user)
+
+    @extend_schema(responses=BudgetAlertSerializer(many=True))
+    @action(detail=True)
+    def alerts(self, request: Request, pk=None) -> Response:
+        """Every threshold the budget reached, newest month first, and the freezes started."""
+        alerts = selectors.budget_alert_list(budget=self.get_object())
+        page = self.paginate_queryset(alerts)
+        return self.get_paginated_response(BudgetAlertSerializer(page, many=True).data)

@@ -7,7 +7,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from costs.allocation import normalise_key, normalise_value
-from costs.models import ChargeCategory, CostRow, TagSet
+from costs.models import Budget, BudgetBasis, ChargeCategory, CostRow, TagSet
 from costs.selectors import BASES, GROUPINGS, UNALLOCATED, month_parse
 
 
@@ -83,6 +83,32 @@ class CostRowFilterSet(django_filters.FilterSet):
             )
         ]
         return queryset.filter(tag_set__in=ids)
+
+
+class BudgetFilterSet(django_filters.FilterSet):
+    """Filter budgets by business unit, currency, basis and whether a project tag narrows them."""
+
+    business_unit = django_filters.CharFilter(
+        field_name="business_unit__code", lookup_expr="iexact", label="Business unit"
+    )
+    currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")
+    basis = django_filters.ChoiceFilter(choices=BudgetBasis.choices, empty_label="Any")
+    tagged = django_filters.BooleanFilter(
+        method="filter_tagged",
+        label="Scope",
+        widget=forms.Select(
+            choices=[("", "Any"), ("false", "Whole unit"), ("true", "A project tag")]
+        ),
+    )
+
+    class Meta:
+        model = Budget
+        fields = []
+
+    def filter_tagged(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        return queryset.exclude(tag_key="") if value else queryset.filter(tag_key="")
 
 
 GROUP_CHOICES = [(key, key.replace("_", " ").capitalize()) for key in GROUPINGS]

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, F, QuerySet, Sum, Value
+from django.db.models import Count, DecimalField, F, Max, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
-from costs.models import BillingImport, CostRow, TagSet
-from governance.models import BusinessUnit, User
+from costs import budgets as budget_math
+from costs.models import BillingImport, Budget, BudgetAlert, CostRow, TagSet
+from governance.models import BusinessUnit, DeploymentFreeze, User
 from governance.money import money_distribute, money_round
-from governance.selectors import manages_costs, visible_unit_ids
+from governance.selectors import freezes_in_force, manages_costs, visible_unit_ids
 
 UNALLOCATED = "UNALLOCATED"
 BASES = {"billed": "billed_cost", "effective": "effective_cost", "list": "list_cost"}
@@ -352,3 +354,186 @@ def unallocated_by_key(*, month: dt.date | None, basis: str = "billed") -> list[
     for item in items:
         item["services"] = sorted(item["services"])[:5]
     return items
+
+
+# --- Budgets ----------------------------------------------------------------------------------
+
+
+def budget_list(*, user: User | None) -> QuerySet[Budget]:
+    """Budgets of the business units the person may see, by unit then name."""
+    budgets = Budget.objects.select_related("business_unit__owner").order_by(
+        "business_unit__code", "name", "pk"
+    )
+    visible = visible_unit_ids(user)
+    return budgets if visible is None else budgets.filter(business_unit__in=visible)
+
+
+def budget_active_list(*, month: dt.date) -> QuerySet[Budget]:
+    """Every budget whose months include ``month`` (the system view, for evaluation)."""
+    return (
+        Budget.objects.select_related("business_unit__owner")
+        .filter(Q(first_month__isnull=True) | Q(first_month__lte=month))
+        .filter(Q(last_month__isnull=True) | Q(last_month__gte=month))
+        .order_by("pk")
+    )
+
+
+def budget_manageable_units(*, user: User) -> QuerySet[BusinessUnit]:
+    """Units the person may set budgets for: all for finance and platform admins, else owned."""
+    units = BusinessUnit.objects.order_by("code")
+    return units if manages_costs(user) else units.filter(owner=user)
+
+
+def budget_may_edit(*, user: User | None, budget: Budget) -> bool:
+    return manages_costs(user) or (
+        user is not None and user.is_authenticated and budget.business_unit.owner_id == user.pk
+    )
+
+
+@dataclass(frozen=True)
+class BudgetSpend:
+    """A budget's spend in a month and the last day its currency has data for."""
+
+    spend: Decimal
+    data_until: dt.date | None
+
+
+def budget_spend(*, budgets: Sequence[Budget], month: dt.date) -> dict[int, BudgetSpend]:
+    """Spend of each budget in the billing month, on its basis, in its currency only.
+
+    One grouped query over the month's cost rows however many budgets (both bases summed at
+    once), plus one over tag sets, which map to their unit and project tag in memory. The last
+    day with data is taken per currency, across all units, so a unit that spent nothing
+    yesterday does not look as if its data stopped.
+    """
+    if not budgets:
+        return {}
+    grouped = (
+        CostRow.objects.filter(billing_period=month, currency__in={b.currency for b in budgets})
+        .values("currency", "tag_set_id")
+        .annotate(
+            billed=Sum("billed_cost"), effective=Sum("effective_cost"), last_day=Max("usage_date")
+        )
+        .order_by()
+    )
+    needs_tags = any(b.tag_key for b in budgets)
+    fields = ("pk", "business_unit_id", "tags") if needs_tags else ("pk", "business_unit_id")
+    tag_sets = {
+        row[0]: row
+        for row in TagSet.objects.filter(
+            business_unit__in={b.business_unit_id for b in budgets}
+        ).values_list(*fields)
+    }
+    by_unit: dict[tuple[str, int], list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
+    data_until: dict[str, dt.date] = {}
+    for row in grouped:
+        currency = row["currency"]
+        if row["last_day"] and (
+            currency not in data_until or row["last_day"] > data_until[currency]
+        ):
+            data_until[currency] = row["last_day"]
+        tag_set = tag_sets.get(row["tag_set_id"])
+        if tag_set is not None:
+            by_unit[(currency, tag_set[1])].append(
+                (tag_set[0], row["billed"] or ZERO, row["effective"] or ZERO)
+            )
+    out = {}
+    for budget in budgets:
+        total = ZERO
+        for tag_set_id, billed, effective in by_unit.get(
+            (budget.currency, budget.business_unit_id), ()
+        ):
+            if budget.tag_key and not budget_math.tag_matches(
+                tag_sets[tag_set_id][2], key=budget.tag_key, value=budget.tag_value
+            ):
+                continue
+            total += billed if budget.basis == "billed" else effective
+        out[budget.pk] = BudgetSpend(spend=total, data_until=data_until.get(budget.currency))
+    return out
+
+
+def budget_standing(*, budget: Budget, month: dt.date, spend: BudgetSpend) -> budget_math.Standing:
+    return budget_math.standing(
+        month=month,
+        amount=budget.amount,
+        currency=budget.currency,
+        spend=spend.spend,
+        data_until=spend.data_until,
+        thresholds=budget.thresholds,
+        forecast_thresholds=budget.forecast_thresholds,
+        freeze_at=budget.freeze_at_percent,
+    )
+
+
+@dataclass
+class BudgetStatus:
+    """One budget in one month, as the list, the detail page and the API show it."""
+
+    budget: Budget
+    month: dt.date
+    standing: budget_math.Standing | None  # None: the budget does not cover this month
+    freeze: DeploymentFreeze | None  # the freeze in force on the unit, whatever started it
+    alerts: list[BudgetAlert] = field(default_factory=list)  # this month's
+
+    @property
+    def active(self) -> bool:
+        return self.standing is not None
+
+    @property
+    def status(self) -> str:
+        """inactive, frozen (the unit may not deploy), alert (a threshold reached) or ok."""
+        if self.standing is None:
+            return "inactive"
+        if self.freeze is not None:
+            return "frozen"
+        if self.alerts or self.standing.crossings:
+            return "alert"
+        return "ok"
+
+
+def budget_statuses(*, budgets: Sequence[Budget], month: dt.date) -> list[BudgetStatus]:
+    """The status of each budget in the month in four queries, however many budgets."""
+    budgets = list(budgets)
+    active = [b for b in budgets if b.is_active_in(month)]
+    spend = budget_spend(budgets=active, month=month)
+    freezes = freezes_in_force(business_unit_ids={b.business_unit_id for b in budgets})
+    alerts: dict[int, list[BudgetAlert]] = defaultdict(list)
+    for alert in BudgetAlert.objects.filter(budget__in=budgets, month=month):
+        alerts[alert.budget_id].append(alert)
+    return [
+        BudgetStatus(
+            budget=b,
+            month=month,
+            standing=budget_standing(budget=b, month=month, spend=spend[b.pk])
+            if b.pk in spend
+            else None,
+            freeze=freezes.get(b.business_unit_id),
+            alerts=alerts.get(b.pk, []),
+        )
+        for b in budgets
+    ]
+
+
+def budget_daily(*, budget: Budget, month: dt.date) -> dict[dt.date, Decimal]:
+    """The budget's spend per usage day of the billing month (its basis and currency)."""
+    tag_sets = TagSet.objects.filter(business_unit_id=budget.business_unit_id)
+    if budget.tag_key:
+        ids = [
+            pk
+            for pk, tags in tag_sets.values_list("pk", "tags")
+            if budget_math.tag_matches(tags, key=budget.tag_key, value=budget.tag_value)
+        ]
+    else:
+        ids = list(tag_sets.values_list("pk", flat=True))
+    rows = (
+        CostRow.objects.filter(billing_period=month, currency=budget.currency, tag_set_id__in=ids)
+        .values("usage_date")
+        .annotate(amount=Sum(basis_field(budget.basis)))
+        .order_by("usage_date")
+    )
+    return {row["usage_date"]: row["amount"] or ZERO for row in rows}
+
+
+def budget_alert_list(*, budget: Budget) -> QuerySet[BudgetAlert]:
+    """Every threshold the budget reached, newest month first, with the freezes they started."""
+    return budget.alerts.select_related("freeze__lifted_by", "freeze__created_by")

@@ -1,4 +1,4 @@
-"""Every write that matters for costs: billing imports, tag sets, allocation rules."""
+"""Every write that matters for costs: billing imports, tag sets, allocation rules, budgets."""
 
 from __future__ import annotations
 
@@ -7,23 +7,44 @@ import hashlib
 import io
 import logging
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 import yaml
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.core.mail import EmailMultiAlternatives
+from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.db.models import Q
+from django.template.loader import render_to_string
 from django.utils import timezone
 
-from costs import allocation
+from costs import allocation, selectors
+from costs import budgets as budget_math
 from costs.ingest import FORMATS, PreparedImport, prepare
-from costs.models import AllocationRule, BillingImport, CostRow, ImportStatus, TagSet
-from governance.exceptions import DomainError, PermissionDeniedError
-from governance.models import BusinessUnit, User
+from costs.models import (
+    AlertMeasure,
+    AllocationRule,
+    BillingImport,
+    Budget,
+    BudgetAlert,
+    BudgetBasis,
+    CostRow,
+    ImportStatus,
+    TagSet,
+)
+from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
+from governance.models import BusinessUnit, DeploymentFreeze, User
+from governance.money import money_round
+from governance.selectors import freezes_in_force
+from governance.services import freeze_start
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +187,7 @@ def billing_import_run(*, billing_import: BillingImport) -> BillingImport:
         rows_stored,
         billing_import.file_name,
     )
+    _budgets_evaluate_after_import(billing_import)
     return billing_import
 
 
@@ -447,3 +469,365 @@ def allocation_rules_load(*, text: str, file_name: str = "rules.yaml") -> RulesL
         rules_updated += updated
     changed = allocation_apply()
     return RulesLoadResult(bu_created, bu_updated, rules_created, rules_updated, changed)
+
+
+# --- Budgets ----------------------------------------------------------------------------------
+
+_MAX_BUDGET = Decimal("1e14")
+
+
+def _require_budget_manager(by: User | None, business_unit: BusinessUnit) -> None:
+    if by is None or by.manages_costs or business_unit.owner_id == by.pk:
+        return
+    raise PermissionDeniedError(
+        f"Only finance, platform admins and the owner of {business_unit.name} may change "
+        "its budgets."
+    )
+
+
+def _month_start(month: dt.date | None) -> dt.date | None:
+    return month.replace(day=1) if month else None
+
+
+def _overlap(a: Budget, first: dt.date | None, last: dt.date | None) -> bool:
+    return (a.first_month is None or last is None or a.first_month <= last) and (
+        a.last_month is None or first is None or first <= a.last_month
+    )
+
+
+@transaction.atomic
+def budget_save(
+    *,
+    budget: Budget | None = None,
+    name: str,
+    business_unit: BusinessUnit,
+    amount: Decimal,
+    currency: str,
+    basis: str = BudgetBasis.BILLED,
+    tag_key: str = "",
+    tag_value: str = "",
+    thresholds: Iterable[object] = budget_math.DEFAULT_THRESHOLDS,
+    forecast_thresholds: Iterable[object] = budget_math.DEFAULT_THRESHOLDS,
+    freeze_at_percent: int | None = 100,
+    first_month: dt.date | None = None,
+    last_month: dt.date | None = None,
+    notify: Iterable[str] = (),
+    by: User | None = None,
+) -> Budget:
+    """Create or change a budget, then evaluate the current month again after the commit.
+
+    Finance and platform admins may budget any unit; a unit's owner may budget their own.
+    Two budgets of one unit, currency and project tag may not cover the same month, so a
+    threshold is never mailed twice under two names.
+    """
+    _require_budget_manager(by, business_unit)
+    if budget is not None and budget.pk:
+        stored = Budget.objects.select_related("business_unit").get(pk=budget.pk)
+        _require_budget_manager(by, stored.business_unit)
+    name = name.strip()
+    if not name:
+        raise DomainError("Give the budget a name, e.g. Research GPUs.")
+    currency = currency.strip().upper()
+    if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+        raise DomainError(f"Currency {currency!r} is not an ISO 4217 code such as USD or EUR.")
+    amount = Decimal(amount)
+    if not amount.is_finite() or amount <= 0 or amount >= _MAX_BUDGET:
+        raise DomainError("The monthly amount must be above zero and below 100 trillion.")
+    if money_round(amount, currency) != amount:
+        raise DomainError(f"{amount.normalize():f} has more decimals than {currency} has.")
+    if basis not in BudgetBasis.values:
+        raise DomainError(f"Basis {basis!r} is not one of {', '.join(BudgetBasis.values)}.")
+    tag_key, tag_value = tag_key.strip(), tag_value.strip()
+    if bool(tag_key) != bool(tag_value):
+        raise DomainError("Give both a tag key and a value to narrow to a project, or neither.")
+    if tag_key and not allocation.normalise_key(tag_key):
+        raise DomainError(f"{tag_key!r} is not a tag key; give one such as project.")
+    try:
+        actual = budget_math.thresholds_parse(thresholds)
+        forecast = budget_math.thresholds_parse(forecast_thresholds)
+    except ValueError as exc:
+        raise DomainError(f"Thresholds: {exc}.") from exc
+    if freeze_at_percent is not None and not 1 <= freeze_at_percent <= budget_math.MAX_THRESHOLD:
+        raise DomainError(
+            f"The freeze threshold must be from 1 to {budget_math.MAX_THRESHOLD} %, or empty."
+        )
+    first_month, last_month = _month_start(first_month), _month_start(last_month)
+    if first_month and last_month and last_month < first_month:
+        raise DomainError("The last month comes before the first month.")
+    addresses: list[str] = []
+    for address in notify:
+        address = address.strip()
+        if not address:
+            continue
+        try:
+            validate_email(address)
+        except ValidationError as exc:
+            raise DomainError(f"{address!r} is not an e-mail address.") from exc
+        if address.lower() not in {a.lower() for a in addresses}:
+            addresses.append(address)
+
+    wanted = (allocation.normalise_key(tag_key), allocation.normalise_value(tag_value))
+    siblings = Budget.objects.filter(business_unit=business_unit, currency=currency)
+    if budget is not None and budget.pk:
+        siblings = siblings.exclude(pk=budget.pk)
+    for other in siblings:
+        same_tag = (
+            allocation.normalise_key(other.tag_key),
+            allocation.normalise_value(other.tag_value),
+        ) == wanted
+        if same_tag and _overlap(other, first_month, last_month):
+            raise ConflictError(
+                f"Budget {other.name!r} already covers {business_unit.name}"
+                f"{' ' + other.tag if other.tag else ''} in {currency} for some of these "
+                "months; change its months, or narrow this one to a project tag."
+            )
+
+    budget = budget or Budget(created_by=by)
+    budget.name, budget.business_unit = name, business_unit
+    budget.amount, budget.currency, budget.basis = amount, currency, basis
+    budget.tag_key, budget.tag_value = tag_key, tag_value
+    budget.thresholds, budget.forecast_thresholds = actual, forecast
+    budget.freeze_at_percent = freeze_at_percent
+    budget.first_month, budget.last_month = first_month, last_month
+    budget.notify = addresses
+    budget.save()
+    from costs.tasks import budgets_evaluate_task
+
+    transaction.on_commit(budgets_evaluate_task.delay)
+    return budget
+
+
+def budget_delete(*, budget: Budget, by: User | None = None) -> None:
+    """Remove a budget and its alert history. A freeze it started stays until lifted."""
+    _require_budget_manager(by, budget.business_unit)
+    budget.delete()
+
+
+@dataclass
+class BudgetEvaluation:
+    month: dt.date
+    budgets: int
+    alerts: list[BudgetAlert] = field(default_factory=list)
+    freezes: list[DeploymentFreeze] = field(default_factory=list)
+
+
+def budgets_evaluate(
+    *, month: dt.date | None = None, now: dt.datetime | None = None
+) -> BudgetEvaluation:
+    """Record every budget threshold newly reached in the month, e-mail the owners about
+    them after the commit, and freeze the units that reached their enforcement threshold.
+
+    Idempotent: a threshold recorded once for a month is never recorded, mailed or enforced
+    again that month, so running this daily and after every import sends nothing twice and
+    does not freeze again a unit whose freeze someone lifted. The month defaults to the
+    current UTC month.
+    """
+    now = now or timezone.now()
+    month = (month or now.date()).replace(day=1)
+    budgets = list(selectors.budget_active_list(month=month))
+    spend = selectors.budget_spend(budgets=budgets, month=month)
+    recorded: dict[int, set[budget_math.Crossing]] = defaultdict(set)
+    enforced: set[int] = set()
+    for budget_id, measure, threshold, is_enforcement in BudgetAlert.objects.filter(
+        budget__in=budgets, month=month
+    ).values_list("budget_id", "measure", "threshold", "is_enforcement"):
+        recorded[budget_id].add(budget_math.Crossing(measure, threshold))
+        if is_enforcement:
+            enforced.add(budget_id)
+    result = BudgetEvaluation(month=month, budgets=len(budgets))
+    for budget in budgets:
+        standing = selectors.budget_standing(budget=budget, month=month, spend=spend[budget.pk])
+        new = [c for c in standing.crossings if c not in recorded[budget.pk]]
+        if not new:
+            continue
+        alerts, freeze = _budget_alerts_record(
+            budget=budget,
+            standing=standing,
+            crossings=new,
+            enforced_before=budget.pk in enforced,
+            now=now,
+        )
+        result.alerts += alerts
+        if freeze is not None:
+            result.freezes.append(freeze)
+    return result
+
+
+@transaction.atomic
+def _budget_alerts_record(
+    *,
+    budget: Budget,
+    standing: budget_math.Standing,
+    crossings: Sequence[budget_math.Crossing],
+    enforced_before: bool,
+    now: dt.datetime,
+) -> tuple[list[BudgetAlert], DeploymentFreeze | None]:
+    created: list[BudgetAlert] = []
+    for crossing in crossings:
+        # The unique constraint settles a race between two evaluations: one creates, the
+        # other finds the row and sends nothing.
+        alert, made = BudgetAlert.objects.get_or_create(
+            budget=budget,
+            month=standing.month,
+            measure=crossing.measure,
+            threshold=crossing.threshold,
+            defaults={
+                "is_enforcement": crossing == standing.enforcement,
+                "amount": budget.amount,
+                "currency": budget.currency,
+                "spend": standing.spend,
+                "projection": standing.projection,
+                "data_until": standing.data_until,
+                "created_at": now,
+            },
+        )
+        if made:
+            created.append(alert)
+    freeze = None
+    enforcement = next((a for a in created if a.is_enforcement), None)
+    if enforcement is not None and not enforced_before:
+        freeze = _budget_freeze(budget=budget, standing=standing)
+        if freeze is not None:
+            enforcement.freeze = freeze
+            enforcement.save(update_fields=["freeze"])
+    if created:
+        from costs.tasks import budget_alerts_notify_task
+
+        transaction.on_commit(partial(budget_alerts_notify_task.delay, [a.pk for a in created]))
+    return created, freeze
+
+
+def _budget_freeze(*, budget: Budget, standing: budget_math.Standing) -> DeploymentFreeze | None:
+    """Freeze the unit unless a freeze is already in force (another budget's, or a person's)."""
+    unit = BusinessUnit.objects.select_for_update().get(pk=budget.business_unit_id)
+    if freezes_in_force(business_unit_ids=[unit.pk]):
+        return None
+    reason = (
+        f"Budget {budget.name}: {standing.whole_percent} % of "
+        f"{budget_math.money_text(budget.amount, budget.currency)} spent in "
+        f"{standing.month:%Y-%m}"
+    )
+    try:
+        return freeze_start(business_unit=unit, reason=reason, by=None)
+    except ConflictError:
+        return None
+
+
+def _budget_recipients(budget: Budget) -> list[str]:
+    owner = budget.business_unit.owner
+    out: list[str] = []
+    for address in [owner.email if owner and owner.is_active else "", *budget.notify]:
+        if address and address.lower() not in {a.lower() for a in out}:
+            out.append(address)
+    return out
+
+
+def budget_alert_url(budget: Budget, month: dt.date) -> str:
+    """The budget page for a month, absolute, for e-mails."""
+    base = settings.CAPGOV_BASE_URL.rstrip("/")
+    return f"{base}{budget.get_absolute_url()}?month={month:%Y-%m}"
+
+
+def budget_alert_headline(budget: Budget, alert: BudgetAlert) -> str:
+    """``Research has spent 82 % of its 50,000.00 USD budget for 2026-11 (41,000.00 USD);
+    projected month-end 61,000.00 USD``."""
+    unit = budget.business_unit.name + (f" ({budget.tag})" if budget.tag else "")
+    money = partial(budget_math.money_text, currency=alert.currency)
+    trend = (
+        f"projected month-end {money(alert.projection)}"
+        if alert.projection is not None
+        else "no trend yet"
+    )
+    return (
+        f"{unit} has spent {budget_math.whole_percent(alert.spend, alert.amount)} % of its "
+        f"{money(alert.amount)} budget for {alert.month:%Y-%m} ({money(alert.spend)}); {trend}"
+    )
+
+
+def _budget_alert_message(
+    budget: Budget, alerts: list[BudgetAlert], recipients: list[str]
+) -> EmailMultiAlternatives:
+    lead = alerts[0]
+    month = lead.month
+    enforcement = next((a for a in alerts if a.is_enforcement), None)
+    freeze_now = freezes_in_force(business_unit_ids=[budget.business_unit_id]).get(
+        budget.business_unit_id
+    )
+    context = {
+        "budget": budget,
+        "unit": budget.business_unit,
+        "month": month,
+        "headline": budget_alert_headline(budget, lead),
+        "alerts": sorted(alerts, key=lambda a: (a.measure != AlertMeasure.ACTUAL, a.threshold)),
+        "enforcement": enforcement,
+        "froze": enforcement.freeze if enforcement else None,
+        "freeze_now": freeze_now,
+        "days": budget_math.days_elapsed(month=month, data_until=lead.data_until),
+        "days_in_month": budget_math.days_in_month(month),
+        "url": budget_alert_url(budget, month),
+    }
+    unit = budget.business_unit.name
+    if enforcement and enforcement.freeze:
+        subject = f"{unit} is under a deployment freeze: budget {budget.name} reached"
+    elif any(a.measure == AlertMeasure.ACTUAL for a in alerts):
+        top = max(a.threshold for a in alerts if a.measure == AlertMeasure.ACTUAL)
+        subject = f"{unit} has reached {top} % of budget {budget.name} for {month:%Y-%m}"
+    else:
+        top = max(a.threshold for a in alerts)
+        subject = f"{unit} is on course for {top} % of budget {budget.name} for {month:%Y-%m}"
+    message = EmailMultiAlternatives(
+        subject=f"[Capgov] {subject}",
+        body=render_to_string("costs/email/budget_alert.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+    )
+    message.attach_alternative(
+        render_to_string("costs/email/budget_alert.html", context), "text/html"
+    )
+    return message
+
+
+def budget_alerts_notify(*, alert_ids: Sequence[int]) -> int:
+    """E-mail the owners about these alerts if not done yet: one message per budget, with
+    every threshold it reached at once. Returns how many messages were sent.
+
+    The rows stay locked while the message goes out, so a redelivered task waits and then
+    finds them sent; a failed send rolls back and the task retries.
+    """
+    sent = 0
+    with transaction.atomic():
+        alerts = list(
+            BudgetAlert.objects.filter(pk__in=list(alert_ids), sent_at=None)
+            .select_related("budget__business_unit__owner", "freeze")
+            .select_for_update(of=("self",))
+            .order_by("budget_id", "pk")
+        )
+        by_budget: dict[int, list[BudgetAlert]] = defaultdict(list)
+        for alert in alerts:
+            by_budget[alert.budget_id].append(alert)
+        for group in by_budget.values():
+            budget = group[0].budget
+            recipients = _budget_recipients(budget)
+            if not recipients:
+                logger.warning("budget %s alert has no one to e-mail", budget.pk)
+                continue
+            _budget_alert_message(budget, group, recipients).send()
+            BudgetAlert.objects.filter(pk__in=[a.pk for a in group]).update(
+                sent_at=timezone.now(), recipients=recipients
+            )
+            sent += 1
+    return sent
+
+
+def _budgets_evaluate_after_import(billing_import: BillingImport) -> None:
+    """New costs may take a unit past a threshold: evaluate the months the import brought.
+
+    Only the current and the previous month: a re-import of an older month corrects history
+    and should not e-mail anyone or freeze a unit today.
+    """
+    from costs.tasks import budgets_evaluate_task
+
+    current = timezone.now().date().replace(day=1)
+    recent = {f"{current:%Y-%m}", f"{budget_math.previous_month(current):%Y-%m}"}
+    for month in sorted(set(billing_import.billing_periods) & recent):
+        transaction.on_commit(partial(budgets_evaluate_task.delay, month))

@@ -1,8 +1,10 @@
 """Celery tasks for costs: thin wrappers that load ids and call services."""
 
+from smtplib import SMTPException
+
 from celery import shared_task
 
-from costs import services
+from costs import selectors, services
 from costs.models import BillingImport
 
 
@@ -11,3 +13,22 @@ def billing_import_run_task(billing_import_id: int) -> str:
     """Run a queued import. Idempotent: a finished import is left as it is."""
     billing_import = BillingImport.objects.get(pk=billing_import_id)
     return services.billing_import_run(billing_import=billing_import).status
+
+
+@shared_task(acks_late=True)
+def budgets_evaluate_task(month: str | None = None) -> int:
+    """Check every budget of a month (``YYYY-MM``; default the current one); idempotent."""
+    parsed = selectors.month_parse(month) if month else None
+    return len(services.budgets_evaluate(month=parsed).alerts)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(SMTPException, OSError),
+    max_retries=5,
+    retry_backoff=True,
+    retry_backoff_max=600,
+)
+def budget_alerts_notify_task(alert_ids: list[int]) -> int:
+    """E-mail the owners about new budget alerts; alerts already mailed are skipped."""
+    return services.budget_alerts_notify(alert_ids=alert_ids)

@@ -17,4 +17,10 @@ urlpatterns = [
     path("rules/new/", views.rule_create, name="rule-create"),
     path("rules/<int:pk>/", views.rule_update, name="rule-update"),
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule-delete"),
+    path("budgets/", views.budget_list, name="budget-list"),
+    path("budgets/new/", views.budget_create, name="budget-create"),
+    path("budgets/<int:pk>/", views.budget_detail, name="budget-detail"),
+    path("budgets/<int:pk>/edit/", views.budget_update, name="budget-update"),
+    path("budgets/<int:pk>/delete/", views.budget_delete, name="budget-delete"),
+    path("budgets/<int:pk>/lift-freeze/", views.budget_freeze_lift, name="budget-freeze-lift"),
 ]

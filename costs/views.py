@@ -1,4 +1,4 @@
-"""Cost pages: imports, chargeback, cost explorer, Unallocated and allocation rules."""
+"""Cost pages: imports, chargeback, cost explorer, Unallocated, allocation rules, budgets."""
 
 from __future__ import annotations
 
@@ -7,21 +7,25 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from costs import charts, selectors, services
+from costs import budgets, charts, selectors, services
 from costs.exports import CONTENT_TYPES, EXPORTERS
-from costs.filters import BASIS_CHOICES, GROUP_CHOICES, CostRowFilterSet
-from costs.forms import AllocationRuleForm, BillingUploadForm
-from costs.models import AllocationRule
+from costs.filters import BASIS_CHOICES, GROUP_CHOICES, BudgetFilterSet, CostRowFilterSet
+from costs.forms import AllocationRuleForm, BillingUploadForm, BudgetForm, FreezeLiftForm
+from costs.models import AllocationRule, Budget
+from governance.choices import Role
 from governance.exceptions import DomainError
 from governance.permissions import cost_manager_required
 from governance.selectors import business_unit_list
+from governance.services import freeze_lift
 
 RESOURCE_LIMIT = 200
 
@@ -69,8 +73,30 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             for currency, series in trend.items()
         ]
         context["alert_threshold"] = Decimal(settings.CAPGOV_UNALLOCATED_ALERT_PERCENT)
+        context.update(_dashboard_budgets(request, latest))
     context["imports"] = selectors.billing_import_list(user=user)[:5]
     return render(request, "costs/dashboard.html", context)
+
+
+_STATUS_ORDER = {"frozen": 0, "alert": 1, "ok": 2, "inactive": 3}
+DASHBOARD_BUDGETS = 6
+
+
+def _dashboard_budgets(request: HttpRequest, month: dt.date) -> dict:
+    """The budgets nearest their limit in the dashboard's month, frozen and alerting first."""
+    statuses = [
+        s
+        for s in selectors.budget_statuses(
+            budgets=selectors.budget_list(user=request.user), month=month
+        )
+        if s.active
+    ]
+    statuses.sort(key=lambda s: (_STATUS_ORDER[s.status], -s.standing.percent))
+    return {
+        "budget_month": month,
+        "budget_statuses": statuses[:DASHBOARD_BUDGETS],
+        "budget_count": len(statuses),
+    }
 
 
 # --- Imports ----------------------------------------------------------------------------------
@@ -323,3 +349,194 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     services.allocation_rule_delete(rule=rule, by=request.user)
     messages.success(request, "Rule deleted. Costs were re-attributed.")
     return redirect("costs:rule-list")
+
+
+# --- Budgets ----------------------------------------------------------------------------------
+
+
+def _current_month() -> dt.date:
+    return timezone.now().date().replace(day=1)
+
+
+def _budget_month(request: HttpRequest) -> dt.date:
+    raw = request.GET.get("month")
+    if not raw:
+        return _current_month()
+    try:
+        return selectors.month_parse(raw)
+    except ValueError as exc:
+        raise Http404(str(exc)) from exc
+
+
+def _budget_months(request: HttpRequest, month: dt.date) -> list[dt.date]:
+    """Months to pick from: those with costs, this month, and the one shown."""
+    months = set(selectors.chargeback_months(user=request.user))
+    return sorted(months | {_current_month(), month}, reverse=True)
+
+
+def budget_list(request: HttpRequest) -> HttpResponse:
+    month = _budget_month(request)
+    base = selectors.budget_list(user=request.user)
+    filterset = BudgetFilterSet(request.GET or None, queryset=base)
+    if filterset.is_bound and not filterset.is_valid():
+        rows = base.none()
+    else:
+        rows = filterset.qs if filterset.is_bound else base
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "costs/budget_list.html",
+        {
+            "month": month,
+            "months": _budget_months(request, month),
+            "filter": filterset if filterset.is_bound else BudgetFilterSet(queryset=base),
+            "page": page,
+            "statuses": selectors.budget_statuses(budgets=page.object_list, month=month),
+            "may_create": selectors.budget_manageable_units(user=request.user).exists(),
+            "filtered": any(request.GET.get(name) for name in BudgetFilterSet.base_filters),
+        },
+    )
+
+
+def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    budget = get_object_or_404(selectors.budget_list(user=request.user), pk=pk)
+    month = _budget_month(request)
+    status = selectors.budget_statuses(budgets=[budget], month=month)[0]
+    chart = None
+    if status.standing is not None:
+        points = budgets.cumulative(
+            selectors.budget_daily(budget=budget, month=month),
+            month=month,
+            data_until=status.standing.data_until,
+        )
+        chart = {
+            "id": "budget-burn",
+            "currency": budget.currency,
+            "figure": budgets.burn_chart(
+                points,
+                month=month,
+                amount=budget.amount,
+                currency=budget.currency,
+                trend=status.standing.projection,
+                freeze_at=budget.freeze_at_percent,
+            ),
+        }
+    alerts = Paginator(selectors.budget_alert_list(budget=budget), 50).get_page(
+        request.GET.get("page")
+    )
+    may_lift = status.freeze is not None and request.user.has_role(Role.PLATFORM_ADMIN)
+    return render(
+        request,
+        "costs/budget_detail.html",
+        {
+            "budget": budget,
+            "month": month,
+            "months": _budget_months(request, month),
+            "previous_month": budgets.previous_month(month),
+            "next_month": budgets.next_month(month),
+            "status": status,
+            "standing": status.standing,
+            "chart": chart,
+            "alerts": alerts,
+            "may_edit": selectors.budget_may_edit(user=request.user, budget=budget),
+            "lift_form": FreezeLiftForm() if may_lift else None,
+        },
+    )
+
+
+def _budget_save(request: HttpRequest, form: BudgetForm, budget: Budget | None) -> Budget | None:
+    data = form.cleaned_data
+    try:
+        return services.budget_save(
+            budget=budget,
+            name=data["name"],
+            business_unit=data["business_unit"],
+            amount=data["amount"],
+            currency=data["currency"],
+            basis=data["basis"],
+            tag_key=data["tag_key"],
+            tag_value=data["tag_value"],
+            thresholds=data["thresholds"],
+            forecast_thresholds=data["forecast_thresholds"],
+            freeze_at_percent=data["freeze_at_percent"],
+            first_month=data["first_month"],
+            last_month=data["last_month"],
+            notify=data["notify"],
+            by=request.user,
+        )
+    except DomainError as exc:
+        form.add_error(None, exc.message)
+        return None
+
+
+@require_http_methods(["GET", "POST"])
+def budget_create(request: HttpRequest) -> HttpResponse:
+    units = selectors.budget_manageable_units(user=request.user)
+    if not units.exists():
+        raise PermissionDenied(
+            "Budgets are set by finance, platform admins and the owners of business units."
+        )
+    initial = {"business_unit": units.filter(code__iexact=request.GET.get("bu", "")).first()}
+    form = BudgetForm(request.POST or None, units=units, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        budget = _budget_save(request, form, None)
+        if budget:
+            messages.success(request, f"Budget {budget.name} saved.")
+            return redirect(budget)
+    return render(request, "costs/budget_form.html", {"form": form})
+
+
+def _budget_editable(request: HttpRequest, pk: int) -> Budget:
+    budget = get_object_or_404(selectors.budget_list(user=request.user), pk=pk)
+    if not selectors.budget_may_edit(user=request.user, budget=budget):
+        raise PermissionDenied(
+            f"Budgets of {budget.business_unit.name} are changed by finance, platform admins "
+            "and the unit's owner."
+        )
+    return budget
+
+
+@require_http_methods(["GET", "POST"])
+def budget_update(request: HttpRequest, pk: int) -> HttpResponse:
+    budget = _budget_editable(request, pk)
+    units = selectors.budget_manageable_units(user=request.user)
+    form = BudgetForm.for_budget(budget, units=units, data=request.POST or None)
+    if request.method == "POST" and form.is_valid() and _budget_save(request, form, budget):
+        messages.success(request, f"Budget {budget.name} updated.")
+        return redirect(budget)
+    return render(request, "costs/budget_form.html", {"form": form, "budget": budget})
+
+
+@require_POST
+def budget_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    budget = _budget_editable(request, pk)
+    name = budget.name
+    services.budget_delete(budget=budget, by=request.user)
+    messages.success(request, f"Budget {name} deleted.")
+    return redirect("costs:budget-list")
+
+
+@require_POST
+def budget_freeze_lift(request: HttpRequest, pk: int) -> HttpResponse:
+    """A platform admin lifts the freeze on the budget's unit, saying why."""
+    budget = get_object_or_404(selectors.budget_list(user=request.user), pk=pk)
+    if not request.user.has_role(Role.PLATFORM_ADMIN):
+        raise PermissionDenied("Only a platform admin can lift a deployment freeze.")
+    status = selectors.budget_statuses(budgets=[budget], month=_current_month())[0]
+    form = FreezeLiftForm(request.POST)
+    if status.freeze is None:
+        messages.error(request, f"{budget.business_unit.name} is not under a deployment freeze.")
+    elif not form.is_valid():
+        messages.error(request, "Say why the freeze is lifted.")
+    else:
+        try:
+            freeze_lift(freeze=status.freeze, by=request.user, reason=form.cleaned_data["reason"])
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request,
+                f"The freeze on {budget.business_unit.name} is lifted; deployments may go ahead. "
+                "A budget threshold already reached this month will not freeze it again.",
+            )
+    return redirect(budget)

@@ -1,7 +1,21 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from governance.models import BusinessUnit, Decision, DeploymentFreeze, RoleAssignment, User
+from governance import policy as rules
+from governance.choices import RequestKind, Role
+from governance.models import (
+    ApprovalEvent,
+    ApprovalPolicy,
+    ApprovalRequest,
+    ApprovalStep,
+    BusinessUnit,
+    Decision,
+    DeploymentFreeze,
+    PolicyStep,
+    RoleAssignment,
+    User,
+)
 
 
 class RoleAssignmentInline(admin.TabularInline):
@@ -58,3 +72,124 @@ class DeploymentFreezeAdmin(admin.ModelAdmin):
     list_display = ("business_unit", "started_at", "reason", "lifted_at")
     list_select_related = ("business_unit",)
     readonly_fields = ("lifted_at", "lifted_by", "lift_reason", "created_by")
+
+
+class PolicyStepInline(admin.TabularInline):
+    model = PolicyStep
+    extra = 1
+    ordering = ("order",)
+
+
+class ApprovalPolicyForm(forms.ModelForm):
+    """Kinds and the escalation path are JSON lists; say what goes in them."""
+
+    class Meta:
+        model = ApprovalPolicy
+        fields = [
+            "name",
+            "description",
+            "priority",
+            "is_active",
+            "kinds",
+            "business_units",
+            "min_cost",
+            "currency",
+            "min_gpu_hours",
+            "mode",
+            "escalation_path",
+        ]
+        help_texts = {
+            "kinds": f"A JSON list of: {', '.join(RequestKind.values)}; [] = any kind.",
+            "escalation_path": 'A JSON list such as ["bu_owner", "role:platform_admin"]; [] = '
+            "that default.",
+            "min_cost": "Applies from this estimate up, in the policy's currency; empty = any.",
+        }
+
+    def clean_kinds(self) -> list[str]:
+        kinds = self.cleaned_data["kinds"] or []
+        if not isinstance(kinds, list) or any(k not in RequestKind.values for k in kinds):
+            raise forms.ValidationError(f"A list of: {', '.join(RequestKind.values)}.")
+        return sorted(set(kinds))
+
+    def clean_escalation_path(self) -> list[str]:
+        path = self.cleaned_data["escalation_path"] or []
+        if not isinstance(path, list) or not all(
+            isinstance(e, str) and rules.escalation_target_valid(e, Role.values) for e in path
+        ):
+            raise forms.ValidationError('Entries are "bu_owner" or "role:<role>".')
+        return path
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data["currency"].upper()
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    """Policies are data: the active one with the lowest priority that applies is used."""
+
+    form = ApprovalPolicyForm
+    inlines = [PolicyStepInline]
+    list_display = (
+        "name",
+        "priority",
+        "is_active",
+        "min_cost",
+        "currency",
+        "min_gpu_hours",
+        "mode",
+    )
+    list_filter = ("is_active", "mode")
+    search_fields = ("name", "description")
+    filter_horizontal = ("business_units",)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ApprovalStepInline(ReadOnlyInline):
+    model = ApprovalStep
+    fields = ("order", "role", "required_approvals", "status", "due_at", "escalation_level")
+    readonly_fields = fields
+
+
+class ApprovalEventInline(ReadOnlyInline):
+    model = ApprovalEvent
+    fields = ("at", "actor", "kind", "text")
+    readonly_fields = fields
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(admin.ModelAdmin):
+    """Read-only: requests change only through their services (votes, links, escalation)."""
+
+    inlines = [ApprovalStepInline, ApprovalEventInline]
+    list_display = (
+        "title",
+        "kind",
+        "business_unit",
+        "estimated_cost",
+        "currency",
+        "status",
+        "requested_by",
+        "submitted_at",
+    )
+    list_filter = ("status", "kind", "business_unit")
+    list_select_related = ("business_unit", "requested_by")
+    search_fields = ("title", "description")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,13 +1,26 @@
-"""Read queries about the organisation."""
+"""Read queries about the organisation, approvals, decisions and freezes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
-from governance.models import BusinessUnit, Decision, DeploymentFreeze, User
+from governance.choices import BOARD_ROLES, RequestStatus, Role, StepStatus
+from governance.models import (
+    ApprovalEvent,
+    ApprovalLink,
+    ApprovalRequest,
+    ApprovalStep,
+    ApprovalVote,
+    BusinessUnit,
+    Decision,
+    DeploymentFreeze,
+    User,
+)
+from governance.money import minor_unit, money_round
 
 
 def visible_unit_ids(user: User | AnonymousUser | None) -> frozenset[int] | None:
@@ -53,3 +66,181 @@ def decision_list_for(*, subject_type_id: int, subject_ids: list[int]) -> QueryS
     return Decision.objects.filter(
         subject_type_id=subject_type_id, subject_id__in=subject_ids
     ).select_related("decided_by")
+
+
+# --- Approvals, decisions and freezes -------------------------------------------------------
+
+# Roles that see every approval request and decision: they are asked to decide anywhere.
+APPROVALS_WIDE_ROLES = BOARD_ROLES | {Role.APPROVER, Role.FINANCE, Role.PLATFORM_ADMIN}
+_CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+TIMES = "\u00d7"  # the multiplication sign, as in "64 x H100"
+
+
+def approvals_see_all(user: User | AnonymousUser | None) -> bool:
+    """Approvers, board members, finance and platform admins see every unit's requests."""
+    if user is None:
+        return True
+    if not user.is_authenticated:
+        return False
+    return user.is_superuser or bool(user.role_set & APPROVALS_WIDE_ROLES)
+
+
+def approval_unit_list(*, user: User | AnonymousUser | None) -> QuerySet[BusinessUnit]:
+    """Business units whose requests, decisions and freezes ``user`` may read."""
+    units = BusinessUnit.objects.select_related("owner").order_by("code")
+    if approvals_see_all(user):
+        return units
+    if not user.is_authenticated:
+        return units.none()
+    return units.filter(pk__in=user.scoped_business_unit_ids)
+
+
+def _approval_requests_scoped(
+    requests: QuerySet[ApprovalRequest], user: User | AnonymousUser | None
+) -> QuerySet[ApprovalRequest]:
+    if approvals_see_all(user):
+        return requests
+    if not user.is_authenticated:
+        return requests.none()
+    return requests.filter(
+        Q(requested_by=user) | Q(business_unit_id__in=user.scoped_business_unit_ids)
+    )
+
+
+def approval_request_list(*, user: User | AnonymousUser | None) -> QuerySet[ApprovalRequest]:
+    """Requests ``user`` may read, newest first, with their unit, requester, policy and steps.
+
+    Without a wide role a person sees what they filed and what their business units
+    (member or owner) filed.
+    """
+    requests = (
+        ApprovalRequest.objects.select_related("business_unit", "requested_by", "policy")
+        .prefetch_related(Prefetch("steps", queryset=ApprovalStep.objects.order_by("order")))
+        .order_by("-created_at", "-pk")
+    )
+    return _approval_requests_scoped(requests, user)
+
+
+def approval_request_detail(*, user: User | AnonymousUser | None) -> QuerySet[ApprovalRequest]:
+    """The list's scope, with everything the request page shows: votes and history."""
+    requests = ApprovalRequest.objects.select_related(
+        "business_unit", "business_unit__owner", "requested_by", "policy", "decision"
+    ).prefetch_related(
+        Prefetch(
+            "steps",
+            queryset=ApprovalStep.objects.order_by("order").prefetch_related(
+                Prefetch(
+                    "votes", queryset=ApprovalVote.objects.select_related("approver").order_by("at")
+                )
+            ),
+        ),
+        Prefetch("events", queryset=ApprovalEvent.objects.select_related("actor")),
+    )
+    return _approval_requests_scoped(requests, user)
+
+
+def approval_step_eligible(*, step: ApprovalStep, user: User) -> bool:
+    """``user`` may vote on this step: they hold its role or were asked by an escalation."""
+    if user.has_role(step.role):
+        return True
+    return ApprovalLink.objects.filter(step=step, approver=user, escalated=True).exists()
+
+
+def approval_steps_votable(*, request: ApprovalRequest, user: User) -> list[ApprovalStep]:
+    """The open steps of a pending request that ``user`` may vote on now (none for the
+    requester, none where they already voted)."""
+    if (
+        not user.is_authenticated
+        or request.status != RequestStatus.PENDING
+        or request.requested_by_id == user.pk
+    ):
+        return []
+    active = [s for s in request.steps.all() if s.status == StepStatus.ACTIVE]
+    if not active:
+        return []
+    voted = set(
+        ApprovalVote.objects.filter(step__in=active, approver=user).values_list(
+            "step_id", flat=True
+        )
+    )
+    escalated = set(
+        ApprovalLink.objects.filter(step__in=active, approver=user, escalated=True).values_list(
+            "step_id", flat=True
+        )
+    )
+    return [s for s in active if s.pk not in voted and (user.has_role(s.role) or s.pk in escalated)]
+
+
+def approval_steps_waiting_for(*, user: User) -> QuerySet[ApprovalStep]:
+    """Open steps of pending requests that wait for ``user``'s vote."""
+    roles = set(Role.values) if user.is_superuser else set(user.role_set)
+    return (
+        ApprovalStep.objects.filter(status=StepStatus.ACTIVE, request__status=RequestStatus.PENDING)
+        .filter(Q(role__in=roles) | Q(links__approver=user, links__escalated=True))
+        .exclude(votes__approver=user)
+        .exclude(request__requested_by=user)
+    )
+
+
+def approval_step_approvers(*, step: ApprovalStep) -> QuerySet[User]:
+    """People e-mailed when a step opens: active holders of its role, never the requester."""
+    return (
+        User.objects.filter(role_assignments__role=step.role, is_active=True)
+        .exclude(pk=step.request.requested_by_id)
+        .distinct()
+        .order_by("username")
+    )
+
+
+def approval_request_summary(*, request: ApprovalRequest) -> str:
+    """One line for mails and link pages.
+
+    ``Fine-tuning job: 64 x H100 for 72 h, est. $23,000.00, Research BU``
+    """
+    parts = [f"{request.get_kind_display()}: "]
+    if request.accelerator_count:
+        hours = f"{Decimal(request.duration_hours).normalize():f}"
+        what = request.accelerator or "accelerators"
+        parts.append(f"{request.accelerator_count:,} {TIMES} {what} for {hours} h, ")
+    parts.append(f"est. {money_text(request.estimated_cost, request.currency)}, ")
+    parts.append(f"{request.business_unit.name} BU")
+    return "".join(parts)
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """``23000, "USD"`` -> ``$23,000.00``; other currencies keep their code after the number."""
+    value = money_round(Decimal(amount), currency)
+    places = -minor_unit(currency).as_tuple().exponent
+    text = f"{value:,.{places}f}"
+    symbol = _CURRENCY_SYMBOLS.get(currency.upper())
+    return f"{symbol}{text}" if symbol else f"{text} {currency.upper()}"
+
+
+def decision_list(*, user: User | AnonymousUser | None) -> QuerySet[Decision]:
+    """Decisions ``user`` may read, newest first, with their decider, unit and subject.
+
+    Wide roles see all; others see their business units' decisions and those about no
+    unit in particular (a benchmark protocol, say).
+    """
+    decisions = Decision.objects.select_related(
+        "decided_by", "business_unit", "subject_type"
+    ).prefetch_related("subject")
+    if approvals_see_all(user):
+        return decisions
+    if not user.is_authenticated:
+        return decisions.none()
+    return decisions.filter(
+        Q(business_unit__isnull=True) | Q(business_unit_id__in=user.scoped_business_unit_ids)
+    )
+
+
+def freeze_list(*, user: User | AnonymousUser | None) -> QuerySet[DeploymentFreeze]:
+    """Freezes in force first, then lifted ones, each with its unit and the people involved."""
+    freezes = DeploymentFreeze.objects.select_related(
+        "business_unit", "created_by", "lifted_by"
+    ).order_by(F("lifted_at").desc(nulls_first=True), "-started_at", "-pk")
+    if approvals_see_all(user):
+        return freezes
+    if not user.is_authenticated:
+        return freezes.none()
+    return freezes.filter(business_unit_id__in=user.scoped_business_unit_ids)

@@ -9,6 +9,7 @@ allowed hosts. See ``.env.example`` for each variable.
 from __future__ import annotations
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -47,6 +48,20 @@ def env_int(name: str, default: int) -> int:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_decimal(name: str, default: Decimal | None) -> Decimal | None:
+    """A decimal amount; empty means ``default`` (None: the feature is off)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an amount such as 50000.00.") from exc
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a positive amount.")
+    return value
 
 
 ENVIRONMENT = env_str("DJANGO_ENV", "development")
@@ -197,6 +212,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Periodic tasks, installed into django-celery-beat's tables when beat starts.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Approval steps that waited past their due time escalate; undecided requests expire.
+CELERY_BEAT_SCHEDULE["approval-steps-escalate"] = {
+    "task": "governance.tasks.approval_steps_escalate",
+    "schedule": 15 * 60.0,
+}
+CELERY_BEAT_SCHEDULE["approval-requests-expire"] = {
+    "task": "governance.tasks.approval_requests_expire",
+    "schedule": 15 * 60.0,
+}
+# Budgets: record thresholds reached this month, e-mail owners, freeze breaching units (also
+# run after every successful billing import).
+CELERY_BEAT_SCHEDULE["budgets-evaluate"] = {
+    "task": "costs.tasks.budgets_evaluate_task",
+    "schedule": 24 * 60 * 60.0,
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -214,6 +244,10 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Capgov <capgov@localhost>")
 CAPGOV_BASE_URL = env_str("CAPGOV_BASE_URL", "http://127.0.0.1:8000")
+# Approval links by e-mail: how long one works, and the estimate (in the request's currency)
+# above which the approver must be signed in to confirm; empty = never.
+CAPGOV_APPROVAL_LINK_HOURS = env_int("CAPGOV_APPROVAL_LINK_HOURS", 72)
+CAPGOV_APPROVAL_SIGNIN_ABOVE = env_decimal("CAPGOV_APPROVAL_SIGNIN_ABOVE", None)
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -223,6 +257,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PARSER_CLASSES": [
+        "governance.api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -243,6 +282,13 @@ SPECTACULAR_SETTINGS = {
         "BillingFormatEnum": "costs.models.BillingFormat",
         "LifecycleStateEnum": "registry.choices.LifecycleState",
         "ModelSourceEnum": "registry.choices.ModelSource",
+        "RequestKindEnum": "governance.choices.RequestKind",
+        "RequestStatusEnum": "governance.choices.RequestStatus",
+        "StepStatusEnum": "governance.choices.StepStatus",
+        "StepModeEnum": "governance.choices.StepMode",
+        "DecisionKindEnum": "governance.choices.DecisionKind",
+        "DecisionOutcomeEnum": "governance.choices.DecisionOutcome",
+        "RoleEnum": "governance.choices.Role",
     },
 }
 

@@ -26,5 +26,6 @@ urlpatterns = [
         login_required(SpectacularSwaggerView.as_view(url_name="schema")),
         name="api-docs",
     ),
+    path("", include("governance.app_urls")),
     path("admin/", admin.site.urls),
 ]

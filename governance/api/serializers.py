@@ -1,6 +1,17 @@
+from decimal import Decimal
+
 from rest_framework import serializers
 
-from governance.models import BusinessUnit
+from governance.choices import RequestKind
+from governance.models import (
+    ApprovalEvent,
+    ApprovalRequest,
+    ApprovalStep,
+    ApprovalVote,
+    BusinessUnit,
+    Decision,
+    DeploymentFreeze,
+)
 
 
 class BusinessUnitSerializer(serializers.ModelSerializer):
@@ -9,3 +20,219 @@ class BusinessUnitSerializer(serializers.ModelSerializer):
     class Meta:
         model = BusinessUnit
         fields = ["id", "code", "name", "cost_centre", "owner"]
+
+
+# --- approval requests --------------------------------------------------------------------
+
+
+class ApprovalVoteSerializer(serializers.ModelSerializer):
+    approver = serializers.CharField(source="approver.username", read_only=True)
+
+    class Meta:
+        model = ApprovalVote
+        fields = ["approver", "approve", "comment", "at", "via"]
+        read_only_fields = fields
+
+
+class ApprovalStepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApprovalStep
+        fields = [
+            "id",
+            "order",
+            "role",
+            "required_approvals",
+            "wait_hours",
+            "status",
+            "activated_at",
+            "due_at",
+            "escalation_level",
+            "escalated_at",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+
+class ApprovalStepDetailSerializer(ApprovalStepSerializer):
+    votes = ApprovalVoteSerializer(many=True, read_only=True)
+
+    class Meta(ApprovalStepSerializer.Meta):
+        fields = [*ApprovalStepSerializer.Meta.fields, "votes"]
+        read_only_fields = fields
+
+
+class ApprovalEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ApprovalEvent
+        fields = ["at", "actor", "kind", "text", "data"]
+        read_only_fields = fields
+
+
+class ApprovalRequestSerializer(serializers.ModelSerializer):
+    """A request with its steps; the detail adds each step's votes and the history."""
+
+    business_unit = serializers.CharField(source="business_unit.code", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    policy = serializers.CharField(source="policy.name", read_only=True, allow_null=True)
+    gpu_hours = serializers.DecimalField(max_digits=24, decimal_places=2, read_only=True)
+    decision = serializers.PrimaryKeyRelatedField(read_only=True)
+    steps = ApprovalStepSerializer(many=True, read_only=True)
+    url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "id",
+            "kind",
+            "title",
+            "description",
+            "business_unit",
+            "requested_by",
+            "estimated_cost",
+            "currency",
+            "accelerator",
+            "accelerator_count",
+            "duration_hours",
+            "gpu_hours",
+            "needed_by",
+            "status",
+            "revision",
+            "policy",
+            "mode",
+            "escalation_path",
+            "created_at",
+            "submitted_at",
+            "decided_at",
+            "decision",
+            "steps",
+            "url",
+        ]
+        read_only_fields = fields
+
+
+class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
+    steps = ApprovalStepDetailSerializer(many=True, read_only=True)
+    events = ApprovalEventSerializer(many=True, read_only=True)
+
+    class Meta(ApprovalRequestSerializer.Meta):
+        fields = [*ApprovalRequestSerializer.Meta.fields, "events"]
+        read_only_fields = fields
+
+
+class ApprovalRequestInputSerializer(serializers.Serializer):
+    """What a requester files; ``submit: true`` sends it for approval at once."""
+
+    kind = serializers.ChoiceField(choices=RequestKind.choices)
+    title = serializers.CharField(max_length=300)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    business_unit = serializers.SlugRelatedField(
+        slug_field="code", queryset=BusinessUnit.objects.all()
+    )
+    estimated_cost = serializers.DecimalField(max_digits=22, decimal_places=2, min_value=Decimal(0))
+    currency = serializers.CharField(min_length=3, max_length=3, default="USD")
+    accelerator = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    accelerator_count = serializers.IntegerField(min_value=0, default=0)
+    duration_hours = serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=Decimal(0), default=Decimal(0)
+    )
+    needed_by = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    submit = serializers.BooleanField(default=False, help_text="Submit for approval at once.")
+
+
+class ApprovalRequestUpdateSerializer(serializers.Serializer):
+    """Fields to change; each edit is a new revision and supersedes the links sent."""
+
+    kind = serializers.ChoiceField(choices=RequestKind.choices, required=False)
+    title = serializers.CharField(max_length=300, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    business_unit = serializers.SlugRelatedField(
+        slug_field="code", queryset=BusinessUnit.objects.all(), required=False
+    )
+    estimated_cost = serializers.DecimalField(
+        max_digits=22, decimal_places=2, min_value=Decimal(0), required=False
+    )
+    currency = serializers.CharField(min_length=3, max_length=3, required=False)
+    accelerator = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    accelerator_count = serializers.IntegerField(min_value=0, required=False)
+    duration_hours = serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=Decimal(0), required=False
+    )
+    needed_by = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ApprovalVoteInputSerializer(serializers.Serializer):
+    step = serializers.IntegerField(
+        required=False,
+        help_text="The step's id; leave out to vote on the open step you may vote on.",
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReasonInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+# --- decisions and freezes ----------------------------------------------------------------
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True)
+    business_unit = serializers.CharField(
+        source="business_unit.code", read_only=True, allow_null=True
+    )
+    subject_type = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Decision
+        fields = [
+            "id",
+            "kind",
+            "outcome",
+            "title",
+            "rationale",
+            "alternatives",
+            "evidence",
+            "decided_by",
+            "decided_as",
+            "decided_at",
+            "business_unit",
+            "subject_type",
+            "subject_id",
+        ]
+        read_only_fields = fields
+
+    def get_subject_type(self, decision: Decision) -> str:
+        """``app_label.model``, e.g. ``registry.modelversion``."""
+        return f"{decision.subject_type.app_label}.{decision.subject_type.model}"
+
+
+class DeploymentFreezeSerializer(serializers.ModelSerializer):
+    business_unit = serializers.CharField(source="business_unit.code", read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, allow_null=True
+    )
+    lifted_by = serializers.CharField(source="lifted_by.username", read_only=True, allow_null=True)
+    in_force = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = DeploymentFreeze
+        fields = [
+            "id",
+            "business_unit",
+            "reason",
+            "started_at",
+            "created_by",
+            "in_force",
+            "lifted_at",
+            "lifted_by",
+            "lift_reason",
+        ]
+        read_only_fields = fields
+
+
+class FreezeLiftInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(help_text="Why the freeze is lifted; kept with the record.")

@@ -3,8 +3,19 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from costs.api import AllocationRuleViewSet, BillingImportViewSet, ChargebackView, CostRowViewSet
-from governance.api.views import BusinessUnitViewSet
+from costs.api import (
+    AllocationRuleViewSet,
+    BillingImportViewSet,
+    BudgetViewSet,
+    ChargebackView,
+    CostRowViewSet,
+)
+from governance.api.views import (
+    ApprovalRequestViewSet,
+    BusinessUnitViewSet,
+    DecisionViewSet,
+    DeploymentFreezeViewSet,
+)
 from registry.api import (
     BenchmarkProtocolViewSet,
     CapacityAssessmentViewSet,
@@ -18,9 +29,13 @@ from registry.api import (
 
 router = DefaultRouter()
 router.register("business-units", BusinessUnitViewSet, basename="business-unit")
+router.register("approval-requests", ApprovalRequestViewSet, basename="approval-request")
+router.register("decisions", DecisionViewSet, basename="decision")
+router.register("freezes", DeploymentFreezeViewSet, basename="freeze")
 router.register("costs", CostRowViewSet, basename="cost")
 router.register("imports", BillingImportViewSet, basename="import")
 router.register("allocation-rules", AllocationRuleViewSet, basename="allocation-rule")
+router.register("budgets", BudgetViewSet, basename="budget")
 router.register("models", RegisteredModelViewSet, basename="model")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("benchmarks", EfficiencyBenchmarkViewSet, basename="benchmark")

@@ -70,9 +70,13 @@ def freeze_start(
     )
 
 
-def freeze_lift(*, freeze: DeploymentFreeze, by: User, reason: str) -> DeploymentFreeze:
-    """End a freeze; the record stays, with who lifted it and why."""
-    if not by.has_role(Role.PLATFORM_ADMIN):
+def freeze_lift(*, freeze: DeploymentFreeze, by: User | None, reason: str) -> DeploymentFreeze:
+    """End a freeze; the record stays, with who lifted it and why.
+
+    ``by`` is None when the system lifts it (an approved budget exception, whose request
+    holds who approved); a person needs to be a platform admin.
+    """
+    if by is not None and not by.has_role(Role.PLATFORM_ADMIN):
         raise PermissionDeniedError("Only a platform admin can lift a deployment freeze.")
     if freeze.lifted_at is not None:
         raise ConflictError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -10,15 +11,23 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from costs import sampledata, services
-from costs.models import ImportStatus
+from costs import sampledata, selectors, services
+from costs.models import Budget, ImportStatus
 from governance.choices import Role
-from governance.models import BusinessUnit, User
-from governance.services import business_unit_owner_set, person_upsert
+from governance.models import ApprovalRequest, BusinessUnit, User
+from governance.services import (
+    approval_policies_load,
+    approval_request_create,
+    approval_request_submit,
+    approval_vote_cast,
+    business_unit_owner_set,
+    person_upsert,
+)
 from registry.demo import seed_registry
 
 DEMO_PASSWORD = "capgov-demo"  # noqa: S105 - printed on screen for the local demo
 RULES = Path(services.__file__).parent / "demo" / "allocation_rules.yaml"
+APPROVAL_POLICIES = Path(__file__).resolve().parents[2] / "demo" / "approval_policies.yaml"
 
 PEOPLE = [
     # username, first, last, roles, business units, staff
@@ -32,6 +41,62 @@ PEOPLE = [
     ("adam", "Adam", "Silva", [Role.ML_ENGINEER], ["ADS"], False),
 ]
 OWNERS = {"RES": "mark", "ADS": "priya", "SRCH": "alex", "PLAT": "ines"}
+
+
+def _approvals(people: dict[str, User], units: dict[str, BusinessUnit]) -> None:
+    """The approval policies, a costly job waiting for its approvers and a decided one.
+
+    Filed through the services, so the mails, events and decisions are the real ones; a
+    second run finds the requests by title and files nothing twice.
+    """
+    approval_policies_load(
+        text=APPROVAL_POLICIES.read_text(encoding="utf-8"), file_name=APPROVAL_POLICIES.name
+    )
+    requests = [
+        (
+            "rhea",
+            "RES",
+            {
+                "kind": "fine_tuning",
+                "title": "Fine-tune ranker-7b on October clicks",
+                "description": "Full fine-tune with the October click logs; evaluation on the "
+                "held-out week before it is registered.",
+                "estimated_cost": Decimal("23000.00"),
+                "accelerator": "H100",
+                "accelerator_count": 64,
+                "duration_hours": Decimal(72),
+                "needed_by": timezone.now() + dt.timedelta(days=10),
+            },
+            None,
+        ),
+        (
+            "adam",
+            "ADS",
+            {
+                "kind": "batch_inference",
+                "title": "Batch-score the spring catalogue",
+                "description": "Re-score 40M listings with ads-ctr 3.2 before the campaign.",
+                "estimated_cost": Decimal("2400.00"),
+                "accelerator": "L4",
+                "accelerator_count": 16,
+                "duration_hours": Decimal(30),
+            },
+            ("alex", "Fits the quarter's batch budget; run it over the weekend."),
+        ),
+    ]
+    for username, code, fields, vote in requests:
+        if ApprovalRequest.objects.filter(
+            title=fields["title"], business_unit=units[code]
+        ).exists():
+            continue
+        request = approval_request_create(by=people[username], business_unit=units[code], **fields)
+        request = approval_request_submit(request=request, by=people[username])
+        if vote is not None:
+            approver, comment = vote
+            step = request.steps.order_by("order").first()
+            approval_vote_cast(
+                step=step, by=people[approver], approve=True, comment=comment, via="page"
+            )
 
 
 def _last_full_months(today: dt.date, count: int) -> tuple[str, ...]:
@@ -66,6 +131,7 @@ class Command(BaseCommand):
                 f"into {result.rows_stored:,} daily cost rows."
             )
         )
+        self._budgets(selectors.month_parse(months[-1]))
         self.stdout.write("")
         self.stdout.write(f"  Demo logins (password for all: {DEMO_PASSWORD})")
         codes = dict(BusinessUnit.objects.values_list("pk", "code"))
@@ -76,6 +142,34 @@ class Command(BaseCommand):
             else:
                 scope = ", ".join(sorted(codes[pk] for pk in user.scoped_business_unit_ids))
             self.stdout.write(f"    {user.username:<7} {user}: {labels} — sees {scope}")
+
+    def _budgets(self, month: dt.date) -> None:
+        """Research close to its budget (the dashboard shows an alert, no freeze yet), and a
+        project-tag budget for the Ads canaries well within its own; then check them."""
+        units = {bu.code: bu for bu in BusinessUnit.objects.all()}
+        for name, code, share, tag in [
+            ("Research GPUs", "RES", 86, {}),
+            ("Ads canaries", "ADS", 40, {"tag_key": "env", "tag_value": "canary"}),
+        ]:
+            probe = Budget(business_unit=units[code], currency="USD", basis="billed", **tag)
+            spend = sum(selectors.budget_daily(budget=probe, month=month).values(), Decimal(0))
+            # Rounded up to the hundred, so last month's spend is just under ``share`` %.
+            hundreds = (spend / share).to_integral_value(rounding=ROUND_CEILING)
+            services.budget_save(
+                budget=Budget.objects.filter(name=name, business_unit=units[code]).first(),
+                name=name,
+                business_unit=units[code],
+                amount=max(hundreds, Decimal(1)) * 100,
+                currency="USD",
+                **tag,
+            )
+        result = services.budgets_evaluate(month=month)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Budgets checked for {month:%Y-%m}: {len(result.alerts)} new alert(s); "
+                "see Budgets on the dashboard."
+            )
+        )
 
     @transaction.atomic
     def _organisation(self) -> None:
@@ -97,3 +191,4 @@ class Command(BaseCommand):
         for code, username in OWNERS.items():
             business_unit_owner_set(business_unit=units[code], owner=people[username])
         seed_registry(people, units)
+        _approvals(people, units)

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from governance import views
+
+app_name = "governance"
+
+urlpatterns = [
+    path("approvals/", views.request_list, name="request-list"),
+    path("approvals/new/", views.request_create, name="request-create"),
+    path("approvals/<int:pk>/", views.request_detail, name="request-detail"),
+    path("approvals/<int:pk>/edit/", views.request_update, name="request-update"),
+    path("approvals/<int:pk>/submit/", views.request_submit, name="request-submit"),
+    path("approvals/<int:pk>/withdraw/", views.request_withdraw, name="request-withdraw"),
+    path("approvals/<int:pk>/vote/", views.request_vote, name="request-vote"),
+    path("approvals/link/<str:token>/", views.approval_link, name="approval-link"),
+    path("decisions/", views.decision_list, name="decision-list"),
+    path("freezes/", views.freeze_list, name="freeze-list"),
+    path("freezes/<int:pk>/lift/", views.freeze_lift, name="freeze-lift"),
+]
