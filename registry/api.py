@@ -17,10 +17,11 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from governance.api.parsers import StrictJSONParser
 from governance.choices import Role
 from governance.models import BusinessUnit
 from registry import selectors, services
@@ -290,6 +291,7 @@ class RequirementWaiverSerializer(serializers.ModelSerializer):
             "id",
             "version",
             "requirement",
+            "status",
             "reason",
             "expires_at",
             "granted_by",
@@ -349,7 +351,9 @@ class VersionInputSerializer(serializers.Serializer):
     version = serializers.CharField(max_length=64)
     artifact_uri = serializers.CharField(max_length=1000)
     framework = serializers.CharField(max_length=64)
-    parameter_count = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    parameter_count = serializers.IntegerField(
+        min_value=0, max_value=2**63 - 1, required=False, allow_null=True
+    )
     precision = serializers.ChoiceField(choices=ModelVersion._meta.get_field("precision").choices)
     serving_runtime = serializers.CharField(max_length=64)
     hardware_profile = serializers.PrimaryKeyRelatedField(queryset=HardwareProfile.objects.all())
@@ -357,7 +361,9 @@ class VersionInputSerializer(serializers.Serializer):
 
 
 class VersionUpdateSerializer(VersionInputSerializer):
-    model = None  # the model of a version does not change
+    # The model and the version number name the version: they do not change.
+    model = None
+    version = None
 
     def __init__(self, *args, **kwargs):
         kwargs["partial"] = True
@@ -386,8 +392,10 @@ class AssessmentInputSerializer(serializers.Serializer):
     pool = serializers.SlugRelatedField(
         slug_field="code", queryset=CapacityPool.objects.all(), required=False, allow_null=True
     )
-    peak_rps = serializers.DecimalField(max_digits=16, decimal_places=3, min_value=0)
-    daily_requests = serializers.IntegerField(min_value=0)
+    peak_rps = serializers.DecimalField(
+        max_digits=16, decimal_places=3, min_value=0, max_value=services.MAX_PEAK_RPS
+    )
+    daily_requests = serializers.IntegerField(min_value=0, max_value=10**15)
     slo_metric = serializers.ChoiceField(
         choices=list(SLO_METRICS.items()), default="latency_p95_ms"
     )
@@ -412,6 +420,11 @@ class WaiverInputSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class WaiverVoteInputSerializer(serializers.Serializer):
+    approve = serializers.BooleanField()
+    rationale = serializers.CharField(max_length=5000)
+
+
 class DeploymentApprovalInputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
     rationale = serializers.CharField()
@@ -421,9 +434,11 @@ class ProtocolInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, default="", allow_blank=True)
     workload = serializers.JSONField()
-    concurrency_levels = serializers.ListField(child=serializers.IntegerField(min_value=1))
-    warmup_s = serializers.IntegerField(min_value=0, default=60)
-    measurement_s = serializers.IntegerField(min_value=1, default=300)
+    concurrency_levels = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=100_000), max_length=100
+    )
+    warmup_s = serializers.IntegerField(min_value=0, max_value=86_400, default=60)
+    measurement_s = serializers.IntegerField(min_value=1, max_value=7 * 86_400, default=300)
     hardware_profile = serializers.PrimaryKeyRelatedField(
         queryset=HardwareProfile.objects.all(), required=False, allow_null=True
     )
@@ -494,7 +509,7 @@ class ModelVersionViewSet(
 
     serializer_class = ModelVersionSerializer
     filterset_class = ModelVersionFilterSet
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         return selectors.version_list(user=self.request.user)
@@ -569,6 +584,11 @@ class ModelVersionViewSet(
         version = self.get_object()
         data = _valid(BenchmarkInputSerializer, request)
         upload = data.pop("file")
+        if upload.size > services.MAX_BENCHMARK_BYTES:
+            raise services.BenchmarkRejectedError(
+                f"{upload.name} is larger than {services.MAX_BENCHMARK_BYTES // (1024 * 1024)} "
+                "MiB; upload the summary file, not the traces."
+            )
         benchmark = services.benchmark_upload(
             version=version,
             protocol=data.pop("protocol"),
@@ -620,6 +640,11 @@ class CapacityAssessmentViewSet(
         version = get_object_or_404(
             selectors.version_list(user=request.user), pk=data.pop("version").pk
         )
+        if data["benchmark"].version_id != version.pk:
+            # The same answer as for an id that does not exist: ids of others stay unknown.
+            raise serializers.ValidationError(
+                {"benchmark": [f'Invalid pk "{data["benchmark"].pk}" - object does not exist.']}
+            )
         assessment = services.assessment_file(version=version, by=request.user, **data)
         assessment = self.get_queryset().get(pk=assessment.pk)
         return Response(CapacityAssessmentSerializer(assessment).data, status=201)
@@ -662,6 +687,17 @@ class RequirementWaiverViewSet(
         )
         waiver = services.waiver_grant(by=request.user, **data)
         return Response(RequirementWaiverSerializer(waiver).data, status=201)
+
+    @extend_schema(
+        summary="Vote on a proposed waiver (the board's Decision grants or refuses it)",
+        request=WaiverVoteInputSerializer,
+        responses={200: RequirementWaiverSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def vote(self, request: Request, pk: str | None = None) -> Response:
+        data = _valid(WaiverVoteInputSerializer, request)
+        waiver = services.waiver_vote(waiver=self.get_object(), by=request.user, **data)
+        return Response(RequirementWaiverSerializer(waiver).data)
 
 
 class BenchmarkProtocolViewSet(

@@ -65,6 +65,12 @@ class AssessmentStatus(models.TextChoices):
     SUPERSEDED = "superseded", "Superseded"
 
 
+class WaiverStatus(models.TextChoices):
+    PROPOSED = "proposed", "Before the board"
+    GRANTED = "granted", "Granted"
+    REFUSED = "refused", "Refused"
+
+
 class RequirementCode(models.TextChoices):
     """What the deployment gate checks; the waivable ones can be waived for one version."""
 

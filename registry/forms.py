@@ -406,3 +406,8 @@ class ConflictResolveForm(PageForm):
         required=False,
         label="Alternatives considered",
     )
+
+
+class WaiverVoteForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "For"), ("reject", "Against")])
+    rationale = forms.CharField(max_length=5000)

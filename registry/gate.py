@@ -157,7 +157,13 @@ def _benchmark_unmet(facts: GateFacts) -> tuple[list[Unmet], BenchmarkFacts | No
                 f"(there are results on {others})."
             )
         else:
-            why = "No benchmark on its hardware was run under an approved protocol."
+            protocols = ", ".join(
+                sorted({b.protocol for b in facts.benchmarks if b.on_version_hardware})
+            )
+            why = (
+                f"Its benchmarks on {facts.hardware} were run under {protocols}, which is no "
+                "longer approved (a newer revision replaced it): re-run under the approved one."
+            )
         return [Unmet(BENCHMARK, why, waivable=True)], None
     latest = max(usable, key=lambda b: (b.measured_at, b.id))
     unmet = []

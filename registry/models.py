@@ -19,6 +19,7 @@ from registry.choices import (
     RequirementCode,
     RiskTier,
     Task,
+    WaiverStatus,
 )
 
 MONEY = {"max_digits": 24, "decimal_places": 10}
@@ -363,7 +364,7 @@ class CapacityAssessment(models.Model):
     currency = models.CharField(max_length=3)
     price_source = models.CharField(max_length=200)
     monthly_cost = models.DecimalField(max_digits=24, decimal_places=2)
-    pool_share_pct = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    pool_share_pct = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     cost_per_1k_requests = models.DecimalField(**MONEY, null=True, blank=True)
     notes = models.TextField(blank=True)
     status = models.CharField(
@@ -439,17 +440,28 @@ class CostTierApproval(models.Model):
 
 
 class RequirementWaiver(models.Model):
-    """The board lets one version skip one requirement until ``expires_at``."""
+    """The board lets one version skip one requirement until ``expires_at``.
+
+    A board member proposes it; it counts once the board's Decision grants it.
+    """
 
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="waivers")
     requirement = models.CharField(max_length=32, choices=RequirementCode.choices)
     reason = models.TextField()
     expires_at = models.DateTimeField()
-    granted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    status = models.CharField(
+        max_length=16, choices=WaiverStatus.choices, default=WaiverStatus.PROPOSED
     )
-    granted_at = models.DateTimeField()
-    decision = models.ForeignKey(Decision, on_delete=models.PROTECT, related_name="+")
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who proposed it.",
+    )
+    granted_at = models.DateTimeField(help_text="Proposed, then decided.")
+    decision = models.ForeignKey(
+        Decision, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

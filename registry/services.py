@@ -11,7 +11,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +34,7 @@ from registry.choices import (
     LifecycleState,
     ProtocolStatus,
     RequirementCode,
+    WaiverStatus,
 )
 from registry.models import (
     POINT_COLUMNS,
@@ -53,6 +54,15 @@ from registry.models import (
 
 MAX_WAIVER_DAYS = 180
 MAX_BENCHMARK_BYTES = 20 * 1024 * 1024
+MAX_POINTS = 1000
+# What the point columns hold (24 digits, 9 after the point) and the count columns.
+MEASURE_LIMIT = Decimal(10) ** 15
+MEASURE_STEP = Decimal("0.000000001")
+COUNT_LIMITS = {"concurrency": 2**31 - 1, "completed": 2**63 - 1, "failed": 2**63 - 1}
+THROUGHPUTS = ("requests_per_s", "output_tokens_per_s", "total_tokens_per_s")
+EARLIEST_MEASUREMENT = datetime(2015, 1, 1, tzinfo=UTC)
+MAX_REPLICAS = 100_000
+MAX_PEAK_RPS = Decimal(10) ** 9
 
 
 class GateClosedError(ConflictError):
@@ -255,6 +265,11 @@ def version_transition(
     Deploying asks the gate first. The board's approve and reject record a Decision.
     """
     locked = _lock(version)
+    asked = lifecycle.MOVES.get(action)
+    if asked is not None and asked.actor is lifecycle.Actor.OWNER:
+        _require_owner(by, locked.model, asked.label.lower())
+    elif asked is not None:
+        _require_board(by, f"{asked.label.lower()} model versions")
     try:
         move = lifecycle.move_for(action, state=locked.state)
     except lifecycle.TransitionError as exc:
@@ -443,6 +458,36 @@ def _point_row(point: Any, position: int) -> BenchmarkPoint:
     return row
 
 
+def _point_problems(parsed: ParsedBenchmark) -> list[str]:
+    """What in the parsed points the database cannot hold, or capacity cannot use."""
+    problems = []
+    if len(parsed.points) > MAX_POINTS:
+        problems.append(
+            f"the file has {len(parsed.points):,} points; the limit is {MAX_POINTS:,} "
+            "(one per concurrency level or request rate)"
+        )
+        return problems
+    for p in parsed.points:
+        for name, limit in COUNT_LIMITS.items():
+            value = getattr(p, name)
+            if value is not None and value > limit:
+                problems.append(f"{p.label}: {name} {value} is larger than any real run")
+        if p.request_rate is not None and p.request_rate >= MEASURE_LIMIT:
+            problems.append(f"{p.label}: request_rate {p.request_rate} is too large")
+        for code, value in p.metrics.items():
+            if value >= MEASURE_LIMIT:
+                problems.append(f"{p.label}: {code} {value} is too large to be a measurement")
+            elif 0 < value < MEASURE_STEP:
+                problems.append(
+                    f"{p.label}: {code} {value} is below 0.000000001 and cannot be kept"
+                )
+            elif code in THROUGHPUTS and value == 0:
+                problems.append(
+                    f"{p.label}: {code} is 0 — a point that served nothing cannot size capacity"
+                )
+    return problems
+
+
 def _with_supplements(parsed: ParsedBenchmark, supplements: dict[str, Decimal]) -> ParsedBenchmark:
     """Add figures measured outside the tool (cold start, peak memory) to every point."""
     if not supplements:
@@ -498,6 +543,12 @@ def benchmark_upload(
     if any(v < 0 for v in supplements.values()):
         raise BenchmarkRejectedError("Cold start and peak memory cannot be negative.")
     parsed = _with_supplements(parsed, supplements)
+    problems = _point_problems(parsed)
+    if problems:
+        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise BenchmarkRejectedError(
+            f"{file_name}: {'; '.join(problems[:10])}{more}. Correct the file and upload it again."
+        )
     missing = benchmark_missing_metrics(parsed, protocol.required_metrics)
     if missing:
         labels = ", ".join(f"{METRICS[m].label} ({m})" for m in missing)
@@ -508,7 +559,20 @@ def benchmark_upload(
             missing=missing,
         )
     now = timezone.now()
-    when = measured_at or parsed.measured_at or now
+    if (
+        measured_at
+        and parsed.measured_at
+        and abs(measured_at - parsed.measured_at) > timedelta(days=1)
+    ):
+        raise BenchmarkRejectedError(
+            f"{file_name} says it was measured on {parsed.measured_at:%Y-%m-%d %H:%M} UTC; "
+            "the file's own date counts, so leave “measured at” empty."
+        )
+    when = parsed.measured_at or measured_at or now
+    if when < EARLIEST_MEASUREMENT:
+        raise BenchmarkRejectedError(
+            f"The measurement date {when:%Y-%m-%d} is implausibly old; check the date."
+        )
     if when > now + timedelta(minutes=5):
         raise BenchmarkRejectedError(
             f"The measurement date {when:%Y-%m-%d %H:%M} is in the future."
@@ -580,7 +644,16 @@ def assessment_file(
     """
     _require_owner(by, version.model, "file assessments for")
     if benchmark.version_id != version.pk:
-        raise DomainError("That benchmark belongs to another version.")
+        raise DomainError("That benchmark is not one of this version's.")
+    if benchmark.hardware_profile_id != version.hardware_profile_id:
+        raise DomainError(
+            f"That benchmark ran on {benchmark.hardware_profile}; assess the version on "
+            f"{version.hardware_profile}, the hardware it deploys on."
+        )
+    if not 0 < peak_rps <= MAX_PEAK_RPS:
+        raise DomainError(f"Peak traffic must be above 0 and at most {MAX_PEAK_RPS:,} req/s.")
+    if daily_requests > 10**15:
+        raise DomainError("Daily traffic must be at most 10^15 requests.")
     if version.state in (LifecycleState.RETIRED, LifecycleState.DEPRECATED):
         raise ConflictError(f"This version is {version.get_state_display().lower()}.")
     if slo_metric not in SLO_METRICS:
@@ -615,6 +688,11 @@ def assessment_file(
         )
     except capacity.CapacityError as exc:
         raise DomainError(str(exc)) from exc
+    if plan.replicas > MAX_REPLICAS or plan.accelerators > 10 * MAX_REPLICAS:
+        raise DomainError(
+            f"This needs {plan.replicas:,} replicas ({plan.accelerators:,} accelerators), more "
+            "than any pool holds: check the peak traffic and the benchmark."
+        )
     CapacityAssessment.objects.filter(version=version).exclude(
         status=AssessmentStatus.SUPERSEDED
     ).update(status=AssessmentStatus.SUPERSEDED)
@@ -706,60 +784,162 @@ def assessment_evidence(a: CapacityAssessment) -> dict[str, str | int | None]:
 # --- waivers and cost-tier approvals -------------------------------------------------------
 
 
+def _conflicted(by: User, version: ModelVersion) -> bool:
+    """Registered, submitted or owns the version: too close to judge its exceptions."""
+    return (
+        by.pk == version.created_by_id
+        or _submitted_by(version) == by.pk
+        or (
+            by.has_role(Role.ML_ENGINEER)
+            and version.model.business_unit_id in by.scoped_business_unit_ids
+        )
+    )
+
+
+WAIVABLE_STATES = (
+    LifecycleState.DRAFT,
+    LifecycleState.SUBMITTED,
+    LifecycleState.UNDER_REVIEW,
+    LifecycleState.APPROVED,
+)
+
+
 @transaction.atomic
 def waiver_grant(
     *, version: ModelVersion, requirement: str, reason: str, expires_at: datetime, by: User
 ) -> RequirementWaiver:
-    """The board lets one version skip one requirement for a limited time."""
-    role = _require_board(by, "grant waivers")
+    """A board member proposes (and votes for) letting one version skip one requirement.
+
+    With a review board configured the waiver is granted when the board's votes make quorum
+    (others vote with ``waiver_vote``); without one, the member's word grants it.
+    """
+    _require_board(by, "grant waivers")
     if requirement not in gate.WAIVABLE:
         names = ", ".join(sorted(gate.WAIVABLE))
         raise DomainError(f"{requirement!r} cannot be waived; waivable requirements: {names}.")
-    if by.pk == version.created_by_id:
-        raise PermissionDeniedError("Nobody waives a requirement for a version they registered.")
+    if _conflicted(by, version):
+        raise PermissionDeniedError(
+            "Nobody waives a requirement for a version they registered, submitted or own."
+        )
+    if version.state not in WAIVABLE_STATES:
+        raise ConflictError(
+            f"This version is {version.get_state_display().lower()}: waivers are for versions "
+            "on their way to production."
+        )
     now = timezone.now()
     if expires_at <= now:
         raise DomainError("A waiver must expire in the future.")
     if expires_at > now + timedelta(days=MAX_WAIVER_DAYS):
         raise DomainError(f"A waiver lasts at most {MAX_WAIVER_DAYS} days; pick an earlier date.")
-    label = RequirementCode(requirement).label
-    decision = decision_record(
-        subject=version,
-        kind=DecisionKind.WAIVER,
-        outcome=DecisionOutcome.APPROVED,
-        title=f"Waive “{label}” for {version} until {expires_at:%Y-%m-%d}",
-        rationale=reason,
-        by=by,
-        decided_as=role,
-        business_unit=version.model.business_unit,
-        at=now,
-    )
-    return RequirementWaiver.objects.create(
+    if not reason.strip():
+        raise DomainError("Say why the requirement may be skipped: the reason is kept.")
+    proposed = version.waivers.filter(requirement=requirement, status=WaiverStatus.PROPOSED)
+    if proposed.exists():
+        raise ConflictError(
+            "A waiver of this requirement is already before the board: vote on it instead."
+        )
+    waiver = RequirementWaiver.objects.create(
         version=version,
         requirement=requirement,
         reason=reason.strip(),
         expires_at=expires_at,
         granted_by=by,
         granted_at=now,
-        decision=decision,
+    )
+    return waiver_vote(waiver=waiver, by=by, approve=True, rationale=reason)
+
+
+@transaction.atomic
+def waiver_vote(
+    *, waiver: RequirementWaiver, by: User, approve: bool, rationale: str
+) -> RequirementWaiver:
+    """A board member's vote on a proposed waiver; the board's Decision grants or refuses it."""
+    _require_board(by, "vote on waivers")
+    waiver = (
+        RequirementWaiver.objects.select_for_update()
+        .select_related("version__model__business_unit")
+        .get(pk=waiver.pk)
+    )
+    version = waiver.version
+    if waiver.status != WaiverStatus.PROPOSED:
+        raise ConflictError(f"This waiver is already {waiver.get_status_display().lower()}.")
+    if _conflicted(by, version):
+        raise PermissionDeniedError(
+            "Nobody votes on a waiver for a version they registered, submitted or own."
+        )
+    label = RequirementCode(waiver.requirement).label
+    vote = board_vote(
+        subject=waiver,
+        by=by,
+        approve=approve,
+        rationale=rationale,
+        kind=DecisionKind.WAIVER,
+        title=f"Waive “{label}” for {version} until {waiver.expires_at:%Y-%m-%d}",
+        business_unit=version.model.business_unit,
+        evidence={"requirement": waiver.requirement, "expires_at": waiver.expires_at.isoformat()},
+    )
+    if vote.decision is not None:
+        granted = vote.decision.outcome == DecisionOutcome.APPROVED
+        waiver.status = WaiverStatus.GRANTED if granted else WaiverStatus.REFUSED
+        waiver.decision = vote.decision
+        waiver.granted_at = vote.decision.decided_at
+        waiver.save(update_fields=["status", "decision", "granted_at"])
+    return waiver
+
+
+def _live_assessment(version: ModelVersion) -> CapacityAssessment | None:
+    return (
+        version.assessments.exclude(status=AssessmentStatus.SUPERSEDED)
+        .order_by("-submitted_at", "-pk")
+        .first()
     )
 
 
 @transaction.atomic
 def deployment_approve(*, version: ModelVersion, by: User, role: str, rationale: str) -> Decision:
-    """A person holding ``role`` approves deploying a version (its cost tier asks for it)."""
+    """A person holding a role the cost tier asks for approves deploying the version.
+
+    The approval is bound to the assessment it was given on: a new assessment (a new cost)
+    needs new approvals.
+    """
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}.")
     if role not in by.role_set:
         raise PermissionDeniedError(f"You do not hold the role {Role(role).label}.")
-    if by.pk == version.created_by_id:
-        raise PermissionDeniedError("Nobody approves the deployment of a version they registered.")
+    if by.pk == version.created_by_id or _submitted_by(version) == by.pk:
+        raise PermissionDeniedError(
+            "Nobody approves the deployment of a version they registered or submitted."
+        )
     if version.state not in (
         LifecycleState.SUBMITTED,
         LifecycleState.UNDER_REVIEW,
         LifecycleState.APPROVED,
     ):
         raise ConflictError(f"This version is {version.get_state_display().lower()}.")
+    assessment = _live_assessment(version)
+    if assessment is None:
+        raise ConflictError("File the capacity assessment first: approvals are given on its cost.")
+    policy = requirement_for(version)
+    asked = {
+        t.role
+        for t in policy.cost_tiers
+        if t.currency == assessment.currency and assessment.monthly_cost >= t.min_monthly_cost
+    }
+    if role not in asked:
+        raise DomainError(
+            f"The cost tier of {assessment.monthly_cost:,.2f} {assessment.currency} a month "
+            f"does not ask for {Role(role).label} approval."
+        )
+    version_type = ContentType.objects.get_for_model(ModelVersion)
+    for evidence in Decision.objects.filter(
+        subject_type=version_type,
+        subject_id=version.pk,
+        kind=DecisionKind.DEPLOYMENT_APPROVAL,
+        decided_by=by,
+        decided_as=role,
+    ).values_list("evidence", flat=True):
+        if evidence.get("assessment") == assessment.pk:
+            raise ConflictError("You have already approved this deployment.")
     return decision_record(
         subject=version,
         kind=DecisionKind.DEPLOYMENT_APPROVAL,
@@ -769,6 +949,11 @@ def deployment_approve(*, version: ModelVersion, by: User, role: str, rationale:
         by=by,
         decided_as=role,
         business_unit=version.model.business_unit,
+        evidence={
+            "assessment": assessment.pk,
+            "monthly_cost": str(assessment.monthly_cost),
+            "currency": assessment.currency,
+        },
     )
 
 
@@ -859,17 +1044,20 @@ def deployment_gates(
         )
     version_type = ContentType.objects.get_for_model(ModelVersion)
     approved_roles: dict[int, set[str]] = defaultdict(set)
-    for subject_id, role in Decision.objects.filter(
+    for subject_id, role, evidence in Decision.objects.filter(
         subject_type=version_type,
         subject_id__in=ids,
         kind=DecisionKind.DEPLOYMENT_APPROVAL,
         outcome=DecisionOutcome.APPROVED,
-    ).values_list("subject_id", "decided_as"):
-        approved_roles[subject_id].add(role)
+    ).values_list("subject_id", "decided_as", "evidence"):
+        live = assessments.get(subject_id)
+        # An approval counts for the cost it was given on.
+        if live is not None and evidence.get("assessment") == live.id:
+            approved_roles[subject_id].add(role)
     waivers: dict[int, list[gate.WaiverFacts]] = defaultdict(list)
-    for w in RequirementWaiver.objects.filter(version_id__in=ids, revoked_at=None).select_related(
-        "granted_by"
-    ):
+    for w in RequirementWaiver.objects.filter(
+        version_id__in=ids, revoked_at=None, status=WaiverStatus.GRANTED
+    ).select_related("granted_by"):
         waivers[w.version_id].append(
             gate.WaiverFacts(
                 id=w.pk,

@@ -15,6 +15,7 @@ urlpatterns = [
     path("versions/<int:pk>/benchmarks/", views.benchmark_upload, name="benchmark-upload"),
     path("versions/<int:pk>/assessments/", views.assessment_create, name="assessment-create"),
     path("versions/<int:pk>/waivers/", views.waiver_create, name="waiver-create"),
+    path("waivers/<int:pk>/vote/", views.waiver_vote, name="waiver-vote"),
     path(
         "versions/<int:pk>/deployment-approvals/",
         views.deployment_approve,

@@ -35,6 +35,7 @@ from registry.choices import (
     LifecycleState,
     ProtocolStatus,
     RequirementCode,
+    WaiverStatus,
 )
 from registry.forms import (
     AssessmentDecideForm,
@@ -51,6 +52,7 @@ from registry.forms import (
     TransitionForm,
     VersionForm,
     WaiverForm,
+    WaiverVoteForm,
 )
 from registry.lifecycle import MOVES, Actor, moves_from
 from registry.models import (
@@ -338,6 +340,7 @@ def _version_page(
             selectors.waiver_list(user=user).filter(version=version).order_by("-granted_at")
         ),
         "approvals": approvals,
+        "can_vote_waivers": reviewer and not owner,
         "history": list(selectors.version_history(version=version)),
         "gate_api": f"/api/v1/model-versions/{version.pk}/gate/",
         "slo_labels": SLO_METRICS,
@@ -629,13 +632,39 @@ def waiver_create(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, exc.message)
             status = exc.http_status
         else:
-            messages.success(
-                request,
-                f"Waiver granted: “{waiver.get_requirement_display()}” until "
-                f"{waiver.expires_at:%Y-%m-%d %H:%M} UTC.",
-            )
-            return redirect(reverse("registry:version-detail", args=[version.pk]) + "#gate")
+            if waiver.status == WaiverStatus.GRANTED:
+                text = (
+                    f"Waiver granted: “{waiver.get_requirement_display()}” until "
+                    f"{waiver.expires_at:%Y-%m-%d %H:%M} UTC."
+                )
+            else:
+                text = "Waiver proposed with your vote; it counts once the board's votes grant it."
+            messages.success(request, text)
+            return redirect(reverse("registry:version-detail", args=[version.pk]) + "#waivers")
     return _version_page(request, version, status=status, waiver_form=form)
+
+
+@require_POST
+def waiver_vote(request: HttpRequest, pk: int) -> HttpResponse:
+    waiver = get_object_or_404(selectors.waiver_list(user=request.user), pk=pk)
+    form = WaiverVoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give your rationale and choose for or against.")
+    else:
+        try:
+            waiver = services.waiver_vote(
+                waiver=waiver,
+                by=request.user,
+                approve=form.cleaned_data["decision"] == "approve",
+                rationale=form.cleaned_data["rationale"],
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request, f"Vote recorded; the waiver is {waiver.get_status_display().lower()}."
+            )
+    return redirect(reverse("registry:version-detail", args=[waiver.version_id]) + "#waivers")
 
 
 @require_POST

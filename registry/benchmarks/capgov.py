@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from .common import no_request_completed, plain, setting_text
+from .common import no_request_completed, plain, setting_text, too_large
 from .metrics import METRICS
 from .result import BenchmarkFileError, ParsedBenchmark, ParsedPoint
 
@@ -52,6 +52,9 @@ def _is_number(value: object) -> bool:
 
 def _whole(value: object, where: str, problems: _Problems, minimum: int) -> int | None:
     if value is None:
+        return None
+    if _is_number(value) and (not Decimal(value).is_finite() or too_large(Decimal(value))):
+        problems.add(where, f"is not a count a benchmark can have (found {_show(value)})")
         return None
     if not _is_number(value) or Decimal(value) != Decimal(value).to_integral_value():
         problems.add(where, f"must be a whole number or null (found {_show(value)})")
@@ -137,6 +140,8 @@ def _metrics(raw: object, where: str, problems: _Problems) -> dict[str, Decimal]
         number = Decimal(value)
         if not number.is_finite():
             problems.add(at, f"must be a finite number (found {value})")
+        elif too_large(number):
+            problems.add(at, f"is too large to be a measurement (found {value})")
         elif number < 0:
             problems.add(at, f"must not be negative (found {value})")
         elif code == "utilisation_pct" and number > 100:
@@ -165,7 +170,11 @@ def _point(raw: object, where: str, problems: _Problems) -> ParsedPoint | None:
     rate_raw = raw.get("request_rate")
     rate: Decimal | None = None
     if rate_raw is not None:
-        if not _is_number(rate_raw) or not Decimal(rate_raw).is_finite():
+        if (
+            not _is_number(rate_raw)
+            or not Decimal(rate_raw).is_finite()
+            or too_large(Decimal(rate_raw))
+        ):
             problems.add(
                 f"{where}.request_rate", f"must be a number or null (found {_show(rate_raw)})"
             )

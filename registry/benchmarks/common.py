@@ -17,10 +17,19 @@ from .result import BenchmarkFileError
 _LARGEST_EXPONENT = 24
 
 
+def too_large(value: Decimal) -> bool:
+    """Beyond any real measurement; also what keeps ``plain`` from expanding 1E+999999."""
+    return value.is_finite() and bool(value) and value.adjusted() > _LARGEST_EXPONENT
+
+
 def plain(value: Decimal) -> Decimal:
-    """Drop a positive exponent ("1E+3" -> "1000") so values never display in E notation."""
+    """Drop a positive exponent ("1E+3" -> "1000") so values never display in E notation.
+
+    A value too large to be a measurement is left as it is: expanding ``1E+999999`` would
+    write a million digits.
+    """
     exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > 0:
+    if isinstance(exponent, int) and exponent > 0 and not too_large(value):
         digits = len(value.as_tuple().digits) + exponent
         return value.quantize(Decimal(1), context=Context(prec=max(digits, 28)))
     return value
@@ -88,7 +97,7 @@ def setting_text(value: object) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return f"{plain(value):f}"
+        return str(value) if too_large(value) or not value.is_finite() else f"{plain(value):f}"
     if isinstance(value, list):
         parts = [setting_text(item) for item in value]
         return ", ".join(part for part in parts if part is not None) or None
