@@ -9,11 +9,15 @@ from governance.models import (
     ApprovalPolicy,
     ApprovalRequest,
     ApprovalStep,
+    BoardMembership,
     BusinessUnit,
+    CapacityConflict,
     Decision,
     DeploymentFreeze,
     PolicyStep,
+    ReviewBoard,
     RoleAssignment,
+    ServiceLevelObjective,
     User,
 )
 
@@ -193,3 +197,40 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class BoardMembershipInline(admin.TabularInline):
+    model = BoardMembership
+    extra = 1
+    autocomplete_fields = ("user",)
+
+
+@admin.register(ReviewBoard)
+class ReviewBoardAdmin(admin.ModelAdmin):
+    """Who sits on the capacity review board, for which function, and its quorum rule."""
+
+    list_display = ("name", "quorum_rule", "quorum_n", "is_active")
+    inlines = [BoardMembershipInline]
+
+
+@admin.register(CapacityConflict)
+class CapacityConflictAdmin(admin.ModelAdmin):
+    """Conflicts are raised and decided on their page; the admin shows them."""
+
+    list_display = ("title", "status", "escalation_level", "raised_at", "raised_by")
+    list_filter = ("status",)
+    list_select_related = ("raised_by",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ServiceLevelObjective)
+class ServiceLevelObjectiveAdmin(admin.ModelAdmin):
+    list_display = ("name", "service", "indicator", "target", "window_days", "provider")
+    list_filter = ("indicator",)
+    list_select_related = ("provider",)
+    search_fields = ("name", "service")

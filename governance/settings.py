@@ -221,6 +221,11 @@ CELERY_BEAT_SCHEDULE["approval-requests-expire"] = {
     "task": "governance.tasks.approval_requests_expire",
     "schedule": 15 * 60.0,
 }
+# Capacity conflicts undecided past their due time escalate one level.
+CELERY_BEAT_SCHEDULE["conflicts-escalate"] = {
+    "task": "governance.tasks.conflicts_escalate_task",
+    "schedule": 15 * 60.0,
+}
 # Budgets: record thresholds reached this month, e-mail owners, freeze breaching units (also
 # run after every successful billing import).
 CELERY_BEAT_SCHEDULE["budgets-evaluate"] = {

@@ -40,3 +40,19 @@ def approval_steps_escalate() -> int:
 def approval_requests_expire() -> int:
     """Beat: pending requests past 'needed by' expire."""
     return services.approval_requests_expire()
+
+
+@shared_task(acks_late=True, **MAIL_RETRY)
+def conflict_notify_task(conflict_id: int, target: str) -> int:
+    """E-mail one escalation level of a capacity conflict."""
+    from governance.services.conflicts import conflict_notify
+
+    return len(conflict_notify(conflict_id=conflict_id, target=target))
+
+
+@shared_task(acks_late=True)
+def conflicts_escalate_task() -> int:
+    """Beat: capacity conflicts undecided past their due time go one level up their path."""
+    from governance.services.conflicts import conflicts_escalate
+
+    return conflicts_escalate()

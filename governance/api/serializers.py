@@ -11,6 +11,7 @@ from governance.models import (
     BusinessUnit,
     Decision,
     DeploymentFreeze,
+    ServiceLevelObjective,
 )
 
 
@@ -236,3 +237,25 @@ class DeploymentFreezeSerializer(serializers.ModelSerializer):
 
 class FreezeLiftInputSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Why the freeze is lifted; kept with the record.")
+
+
+class ServiceLevelObjectiveSerializer(serializers.ModelSerializer):
+    provider = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = ServiceLevelObjective
+        fields = [
+            "id",
+            "name",
+            "display_name",
+            "description",
+            "service",
+            "indicator",
+            "target",
+            "window_days",
+            "provider",
+        ]
+
+
+class OpenSloImportSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="An OpenSLO v1 YAML file (one or more kind: SLO).")

@@ -15,6 +15,7 @@ from governance.api.views import (
     BusinessUnitViewSet,
     DecisionViewSet,
     DeploymentFreezeViewSet,
+    ServiceLevelObjectiveViewSet,
 )
 from registry.api import (
     BenchmarkProtocolViewSet,
@@ -32,6 +33,7 @@ router.register("business-units", BusinessUnitViewSet, basename="business-unit")
 router.register("approval-requests", ApprovalRequestViewSet, basename="approval-request")
 router.register("decisions", DecisionViewSet, basename="decision")
 router.register("freezes", DeploymentFreezeViewSet, basename="freeze")
+router.register("slos", ServiceLevelObjectiveViewSet, basename="slo")
 router.register("costs", CostRowViewSet, basename="cost")
 router.register("imports", BillingImportViewSet, basename="import")
 router.register("allocation-rules", AllocationRuleViewSet, basename="allocation-rule")

@@ -6,6 +6,8 @@ validate an input serializer and call one service.
 
 from __future__ import annotations
 
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -24,7 +26,9 @@ from governance.api.serializers import (
     DecisionSerializer,
     DeploymentFreezeSerializer,
     FreezeLiftInputSerializer,
+    OpenSloImportSerializer,
     ReasonInputSerializer,
+    ServiceLevelObjectiveSerializer,
 )
 from governance.exceptions import ConflictError
 from governance.filters import (
@@ -32,7 +36,10 @@ from governance.filters import (
     DecisionFilterSet,
     DeploymentFreezeFilterSet,
 )
-from governance.models import ApprovalRequest
+from governance.models import ApprovalRequest, ServiceLevelObjective
+from governance.services.slos import slos_export, slos_import
+
+MAX_OPENSLO_BYTES = 1024 * 1024
 
 
 class BusinessUnitViewSet(viewsets.ReadOnlyModelViewSet):
@@ -225,3 +232,43 @@ class DeploymentFreezeViewSet(viewsets.ReadOnlyModelViewSet):
             freeze=freeze, by=request.user, reason=data.validated_data["reason"]
         )
         return Response(DeploymentFreezeSerializer(freeze).data)
+
+
+class ServiceLevelObjectiveViewSet(viewsets.ReadOnlyModelViewSet):
+    """SLO definitions; in and out as OpenSLO YAML (import is for platform admins)."""
+
+    serializer_class = ServiceLevelObjectiveSerializer
+    filterset_fields = ["indicator", "service"]
+
+    def get_queryset(self):
+        return ServiceLevelObjective.objects.select_related("provider").order_by("service", "name")
+
+    @extend_schema(
+        summary="Every SLO (after filters) as one OpenSLO v1 YAML file",
+        responses={(200, "application/yaml"): OpenApiTypes.STR},
+    )
+    @action(detail=False, methods=["get"])
+    def openslo(self, request: Request) -> HttpResponse:
+        text = slos_export(self.filter_queryset(self.get_queryset()))
+        response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="slos.openslo.yaml"'
+        return response
+
+    @extend_schema(
+        summary="Create or update SLOs from an OpenSLO v1 YAML file, all or none",
+        request={"multipart/form-data": OpenSloImportSerializer},
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @openslo.mapping.post
+    def openslo_import(self, request: Request) -> Response:
+        serializer = OpenSloImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        raw = serializer.validated_data["file"].read(MAX_OPENSLO_BYTES + 1)
+        if len(raw) > MAX_OPENSLO_BYTES:
+            raise ValidationError({"file": ["An OpenSLO file over 1 MiB is not a set of SLOs."]})
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError({"file": ["The file is not UTF-8 text."]}) from exc
+        created, updated = slos_import(text=text, by=request.user)
+        return Response({"created": created, "updated": updated})

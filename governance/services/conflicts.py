@@ -38,7 +38,11 @@ def _level_people(conflict: CapacityConflict, target: str) -> list[User]:
     return list(people.filter(is_active=True).exclude(email="").distinct().order_by("pk"))
 
 
-def _notify(conflict: CapacityConflict, target: str) -> list[str]:
+def conflict_notify(*, conflict_id: int, target: str) -> list[str]:
+    """E-mail the people at one level of a conflict's path (run by a Celery task)."""
+    conflict = CapacityConflict.objects.prefetch_related("business_units").get(pk=conflict_id)
+    if conflict.status == ConflictStatus.RESOLVED:
+        return []
     recipients = [u.email for u in _level_people(conflict, target)]
     if recipients:
         mail_send(
@@ -53,6 +57,12 @@ def _notify(conflict: CapacityConflict, target: str) -> list[str]:
             },
         )
     return recipients
+
+
+def _enqueue_notify(conflict: CapacityConflict, target: str) -> None:
+    from governance.tasks import conflict_notify_task  # tasks import services: import late
+
+    transaction.on_commit(lambda: conflict_notify_task.delay(conflict.pk, target))
 
 
 def _check_path(path: Iterable[str]) -> list[str]:
@@ -101,7 +111,7 @@ def conflict_raise(
         subject=subject,
     )
     conflict.business_units.set(units)
-    transaction.on_commit(lambda: _notify(conflict, conflict.escalation_path[0]))
+    _enqueue_notify(conflict, conflict.escalation_path[0])
     return conflict
 
 
@@ -125,7 +135,7 @@ def conflicts_escalate(*, now: datetime | None = None, wait: timedelta = DEFAULT
             locked.due_at = now + wait
             locked.save(update_fields=["escalation_level", "status", "due_at"])
             target = locked.escalation_path[locked.escalation_level]
-            transaction.on_commit(lambda c=locked, t=target: _notify(c, t))
+            _enqueue_notify(locked, target)
             moved += 1
     return moved
 

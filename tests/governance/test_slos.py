@@ -114,3 +114,25 @@ def test_slos_command_imports_and_exports(plat, tmp_path, capsys):
     source.write_text(OPENSLO.replace("duration: 7d", "duration: 1h"))
     with pytest.raises(CommandError, match="whole days"):
         call_command("slos", "import", str(source))
+
+
+def test_slos_api_lists_exports_and_imports(org, plat):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from rest_framework.test import APIClient
+
+    admin, finance = APIClient(), APIClient()
+    admin.force_authenticate(org.admin)
+    finance.force_authenticate(org.finance)
+    upload = SimpleUploadedFile("slos.yaml", OPENSLO.encode(), content_type="application/yaml")
+    assert finance.post("/api/v1/slos/openslo/", {"file": upload}).status_code == 403
+    upload.seek(0)
+    response = admin.post("/api/v1/slos/openslo/", {"file": upload})
+    assert response.json() == {"created": 2, "updated": 0}
+    listed = finance.get("/api/v1/slos/?indicator=availability").json()["results"]
+    assert [s["name"] for s in listed] == ["ranker-availability"]
+    assert listed[0]["target"] == "99.9000"
+    exported = finance.get("/api/v1/slos/openslo/")
+    assert exported["Content-Type"].startswith("application/yaml")
+    assert b"ranker-latency" in exported.content
+    bad = SimpleUploadedFile("x.yaml", b"a: [b\n")
+    assert admin.post("/api/v1/slos/openslo/", {"file": bad}).status_code == 400
