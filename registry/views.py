@@ -21,10 +21,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from governance.choices import DecisionKind, Role
+from governance.choices import DecisionKind, RequestStatus, Role
 from governance.exceptions import DomainError
 from governance.models import BusinessUnit, User
-from governance.selectors import decision_list_for
+from governance.selectors import (
+    approval_request_list,
+    approval_request_summary,
+    decision_list_for,
+)
 from governance.services import board_standing
 from governance.services.conflicts import conflict_raise, conflict_resolve
 from registry import charts, gate, selectors, services
@@ -697,10 +701,21 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     items = selectors.review_queue(user=request.user)
     page = Paginator(items, PAGE_SIZE).get_page(request.GET.get("page"))
     conflicts = selectors.open_conflicts_with_demand(user=request.user)
+    # Costly operations and budget exceptions waiting for approvers, oldest first.
+    requests = list(
+        approval_request_list(user=request.user)
+        .filter(status=RequestStatus.PENDING)
+        .order_by("submitted_at", "pk")[:PAGE_SIZE]
+    )
     return render(
         request,
         "registry/review_queue.html",
-        {"page": page, "count": len(items), "conflicts": conflicts},
+        {
+            "page": page,
+            "count": len(items),
+            "conflicts": conflicts,
+            "requests": [(r, approval_request_summary(request=r)) for r in requests],
+        },
     )
 
 

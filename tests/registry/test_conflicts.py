@@ -1,6 +1,7 @@
 """Capacity conflicts: raised, shown in the meeting view, escalated, decided."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -8,6 +9,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from governance.choices import Role
 from governance.exceptions import ConflictError, PermissionDeniedError
 from governance.services.conflicts import conflict_raise, conflict_resolve, conflicts_escalate
 from governance.services.organisation import business_unit_owner_set
@@ -142,6 +144,25 @@ def test_review_queue_with_conflicts_has_no_n_plus_one(
             subject=registry.pool,
             by=registry.board_ml,
         )
+    from governance.models import ApprovalPolicy, PolicyStep
+    from governance.services import approval_request_create, approval_request_submit
+
+    policy = ApprovalPolicy.objects.create(name="Costly jobs", min_cost=Decimal(10000))
+    PolicyStep.objects.create(policy=policy, order=1, role=Role.APPROVER)
+    for n in range(3):
+        request = approval_request_create(
+            by=registry.org.researcher,
+            kind="fine_tuning",
+            title=f"Fine-tune {n}",
+            business_unit=registry.org.research,
+            estimated_cost=Decimal(23000),
+            accelerator="H100",
+            accelerator_count=64,
+            duration_hours=Decimal(72),
+        )
+        approval_request_submit(request=request, by=registry.org.researcher)
     client.login(username=registry.board_infra.username, password=PASSWORD)
-    with django_assert_max_num_queries(20):
-        assert client.get(reverse("registry:review-queue")).status_code == 200
+    with django_assert_max_num_queries(22):
+        page = client.get(reverse("registry:review-queue")).content.decode()
+    assert "Fine-tune 2" in page
+    assert "64 \N{MULTIPLICATION SIGN} H100 for 72 h" in page

@@ -732,7 +732,7 @@ PAGES = {
     "model-detail": (lambda version: url("model-detail", version.model_id), "owner", 9),
     "version-detail (owner)": (lambda version: url("version-detail", version.pk), "owner", 26),
     "version-detail (board)": (lambda version: url("version-detail", version.pk), "board", 19),
-    "review-queue": (lambda version: url("review-queue"), "board", 17),
+    "review-queue": (lambda version: url("review-queue"), "board", 18),
     "protocol-list": (lambda version: url("protocol-list"), "owner", 5),
 }
 
