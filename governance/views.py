@@ -26,6 +26,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from governance import selectors, services
 from governance.choices import RequestStatus, Role
 from governance.exceptions import DomainError
+from governance.extensions import request_notes
 from governance.filters import (
     ApprovalRequestFilterSet,
     DecisionFilterSet,
@@ -212,6 +213,7 @@ def _request_page(
         {
             "approval": approval,
             "summary": selectors.approval_request_summary(request=approval),
+            "notes": request_notes(approval),
             "votable": votable,
             "vote_form": vote_form or VoteForm(),
             "can_edit": is_requester and open_,
@@ -382,6 +384,7 @@ def approval_link(request: HttpRequest, token: str) -> HttpResponse:
             "approval": approval,
             "step": link.step,
             "summary": selectors.approval_request_summary(request=approval),
+            "notes": request_notes(approval),
             "form": form,
             "error": error,
             "needs_signin": needs_signin,

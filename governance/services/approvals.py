@@ -31,6 +31,7 @@ from governance.choices import (
     StepStatus,
 )
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
+from governance.extensions import request_notes
 from governance.models import (
     ApprovalEvent,
     ApprovalLink,
@@ -824,6 +825,7 @@ def approval_link_mail(*, link_id: str) -> bool:
         "step": step,
         "approver": link.approver,
         "summary": summary,
+        "notes": request_notes(request),
         "approve_url": urls[links.APPROVE],
         "reject_url": urls[links.REJECT],
         "request_url": emails.absolute_url(request.get_absolute_url()),
