@@ -232,6 +232,19 @@ CELERY_BEAT_SCHEDULE["budgets-evaluate"] = {
     "task": "costs.tasks.budgets_evaluate_task",
     "schedule": 24 * 60 * 60.0,
 }
+# Cloud syncs (editable in the admin's Periodic tasks once beat has installed them).
+for _kind, _every in (
+    ("costs", 24 * 3600),
+    ("cur", 24 * 3600),
+    ("endpoints", 3600),
+    ("prices", 7 * 24 * 3600),
+    ("billing_accounts", 24 * 3600),
+):
+    CELERY_BEAT_SCHEDULE[f"sync-{_kind}"] = {
+        "task": "costs.tasks.syncs_schedule_task",
+        "schedule": float(_every),
+        "args": (_kind,),
+    }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -248,6 +261,13 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Capgov <capgov@localhost>")
+# Cloud clients: attempts per AWS call (throttling and 5xx are retried with backoff);
+# endpoint overrides for private endpoints or local test servers.
+CAPGOV_AWS_MAX_ATTEMPTS = env_int("CAPGOV_AWS_MAX_ATTEMPTS", 5)
+CAPGOV_AWS_ENDPOINT_URL = env_str("CAPGOV_AWS_ENDPOINT_URL", "")
+CAPGOV_AWS_ENDPOINT_URLS: dict[str, str] = {}
+CAPGOV_GCP_API_ENDPOINT = env_str("CAPGOV_GCP_API_ENDPOINT", "")
+CAPGOV_BIGQUERY_API_ENDPOINT = env_str("CAPGOV_BIGQUERY_API_ENDPOINT", "")
 CAPGOV_BASE_URL = env_str("CAPGOV_BASE_URL", "http://127.0.0.1:8000")
 # Approval links by e-mail: how long one works, and the estimate (in the request's currency)
 # above which the approver must be signed in to confirm; empty = never.

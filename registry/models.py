@@ -469,3 +469,61 @@ class RequirementWaiver(models.Model):
 
     def __str__(self) -> str:
         return f"Waiver of {self.get_requirement_display()} for {self.version}"
+
+
+class Endpoint(models.Model):
+    """A serving endpoint in a cloud (a SageMaker endpoint, a Vertex endpoint…).
+
+    Kept current by the cloud sync (or entered by hand / the API); ``tags`` decide its
+    business unit through the allocation rules. ``account_id`` is the cloud's account or
+    project id, as text.
+    """
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    account_id = models.CharField(max_length=64)
+    region = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=300)
+    resource_id = models.CharField(max_length=1000, help_text="ARN or full resource name.")
+    status = models.CharField(max_length=64, blank=True)
+    instance_type = models.CharField(max_length=100, blank=True)
+    instance_count = models.PositiveIntegerField(default=0)
+    config_name = models.CharField(max_length=300, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.SET_NULL, null=True, blank=True, related_name="endpoints"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="endpoints"
+    )
+    created_in_cloud_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "account_id", "region", "name"], name="unique_endpoint"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EndpointUsage(models.Model):
+    """One endpoint's traffic on one UTC day. A missing day is unknown, never zero."""
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    invocations = models.PositiveBigIntegerField()
+    errors = models.PositiveBigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=32, default="sync")
+
+    class Meta:
+        ordering = ["endpoint", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "day"], name="one_usage_row_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.day}: {self.invocations}"

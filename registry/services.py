@@ -11,7 +11,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +43,8 @@ from registry.models import (
     CapacityAssessment,
     CapacityPool,
     EfficiencyBenchmark,
+    Endpoint,
+    EndpointUsage,
     HardwarePrice,
     HardwareProfile,
     ModelVersion,
@@ -1101,3 +1103,88 @@ def deployment_gates(
 def deployment_gate(version: ModelVersion, *, now: datetime | None = None) -> gate.GateVerdict:
     """What still stands between this version and production (empty ``unmet``: nothing)."""
     return deployment_gates([version], now=now)[version.pk]
+
+
+# --- endpoints and prices from the clouds -----------------------------------------------------
+
+
+def endpoint_upsert(
+    *,
+    provider: str,
+    account_id: str,
+    region: str,
+    name: str,
+    resource_id: str,
+    status: str = "",
+    instance_type: str = "",
+    instance_count: int = 0,
+    config_name: str = "",
+    tags: dict[str, str] | None = None,
+    business_unit: BusinessUnit | None = None,
+    created_in_cloud_at: datetime | None = None,
+    seen_at: datetime | None = None,
+) -> tuple[Endpoint, bool]:
+    """Create or update an endpoint as the cloud describes it; (endpoint, created)."""
+    return Endpoint.objects.update_or_create(
+        provider=provider,
+        account_id=account_id,
+        region=region,
+        name=name,
+        defaults={
+            "resource_id": resource_id[:1000],
+            "status": status[:64],
+            "instance_type": instance_type[:100],
+            "instance_count": instance_count,
+            "config_name": config_name[:300],
+            "tags": tags or {},
+            "business_unit": business_unit,
+            "created_in_cloud_at": created_in_cloud_at,
+            "last_seen_at": seen_at or timezone.now(),
+        },
+    )
+
+
+@transaction.atomic
+def endpoint_usage_record(
+    *, endpoint: Endpoint, invocations: dict[date, int], source: str = "sync"
+) -> int:
+    """Set the invocations of these days (re-reading a day replaces it); returns days written.
+
+    Only days the source reported are written: a day it did not report stays unknown.
+    """
+    if any(count < 0 for count in invocations.values()):
+        raise DomainError("Invocations cannot be negative.")
+    EndpointUsage.objects.filter(endpoint=endpoint, day__in=list(invocations)).delete()
+    EndpointUsage.objects.bulk_create(
+        EndpointUsage(endpoint=endpoint, day=day, invocations=count, source=source)
+        for day, count in sorted(invocations.items())
+    )
+    return len(invocations)
+
+
+def hardware_price_record(
+    *,
+    hardware_profile: HardwareProfile,
+    provider: str,
+    hourly_price: Decimal,
+    currency: str,
+    effective_from: datetime,
+    instance_type: str = "",
+    region: str = "",
+    source: str = "sync",
+) -> tuple[HardwarePrice, bool]:
+    """Record a price from the provider's price list; the same start date is updated."""
+    if hourly_price < 0:
+        raise DomainError("An hourly price cannot be negative.")
+    return HardwarePrice.objects.update_or_create(
+        hardware_profile=hardware_profile,
+        provider=provider,
+        region=region,
+        effective_from=effective_from,
+        defaults={
+            "hourly_price": hourly_price,
+            "currency": currency,
+            "instance_type": instance_type,
+            "source": source,
+        },
+    )

@@ -1,0 +1,207 @@
+"""Cloud syncs: queue a run, execute it once at a time per account and kind, record how it
+ended. The provider adapters (``costs/sync_aws.py``, ``costs/sync_gcp.py``) register what they
+can read in ``SYNCS``; each returns the rows it wrote and goes through the same import and
+upsert services as files and pages do, so a re-run replaces, never adds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from costs.models import CloudAccount, SyncKind, SyncRun, SyncStatus
+from governance.choices import Role
+from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
+from governance.models import User
+
+log = logging.getLogger(__name__)
+
+
+class SyncError(Exception):
+    """A run that cannot succeed as asked (bad configuration, access denied, missing data).
+
+    The message is shown on the run as is: say what failed and how to fix it.
+    """
+
+
+class SyncRetryableError(SyncError):
+    """Throttled or the service is unwell after the SDK's own retries: try the run later."""
+
+
+@dataclass
+class SyncResult:
+    rows: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SyncWindow:
+    """The days a run covers, half-open [start, end) in UTC."""
+
+    start: dt.date
+    end: dt.date
+
+
+Adapter = Callable[..., SyncResult]  # (*, account, window, run) -> SyncResult
+SYNCS: dict[tuple[str, str], Adapter] = {}
+
+
+def sync_register(provider: str, kind: str) -> Callable[[Adapter], Adapter]:
+    def decorate(adapter: Adapter) -> Adapter:
+        SYNCS[(provider, kind)] = adapter
+        return adapter
+
+    return decorate
+
+
+# What a run covers when nobody says: costs re-read this month and last (late charges);
+# usage the last 14 days; the rest needs no window.
+DEFAULT_DAYS = {SyncKind.COSTS: None, SyncKind.CUR: None, SyncKind.ENDPOINTS: 14}
+
+_SECRETS = [
+    re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"),
+    re.compile(
+        r"(?i)(aws_secret_access_key|secret|token|password|private_key)(['\"]?\s*[:=]\s*)\S+"
+    ),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+    re.compile(r"(?i)(X-Amz-Security-Token|X-Amz-Signature|Signature|Credential)=[^&\s]+"),
+]
+
+
+def scrub(text: str) -> str:
+    """Remove anything that looks like a credential from text we store or log."""
+    for pattern in _SECRETS:
+        text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + "[redacted]", text)
+    return text[:4000]
+
+
+def default_window(kind: str, today: dt.date) -> SyncWindow | None:
+    if kind in (SyncKind.COSTS, SyncKind.CUR):
+        first = today.replace(day=1)
+        previous = (first - dt.timedelta(days=1)).replace(day=1)
+        return SyncWindow(previous, today + dt.timedelta(days=1))
+    if kind == SyncKind.ENDPOINTS:
+        return SyncWindow(today - dt.timedelta(days=DEFAULT_DAYS[kind]), today)
+    return None
+
+
+def sync_run_create(
+    *,
+    account: CloudAccount,
+    kind: str,
+    by: User | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> SyncRun:
+    """Queue a run (``by`` None = the schedule); it executes through a Celery task."""
+    if by is not None and not by.has_role(Role.PLATFORM_ADMIN):
+        raise PermissionDeniedError("Only platform admins start cloud syncs.")
+    if (account.provider, kind) not in SYNCS:
+        raise DomainError(f"{account.get_provider_display()} accounts have no {kind!r} sync.")
+    if not account.is_active:
+        raise ConflictError(f"{account.name} is switched off; switch it on to sync it.")
+    if (start is None) != (end is None) or (start and end and start >= end):
+        raise DomainError("Give the period as a start day before an end day (or neither).")
+    if start is None:
+        window = default_window(kind, timezone.now().date())
+        start, end = (window.start, window.end) if window else (None, None)
+    run = SyncRun.objects.create(
+        account=account, kind=kind, period_start=start, period_end=end, requested_by=by
+    )
+    from costs.tasks import sync_run_task  # the task module imports this one
+
+    transaction.on_commit(lambda: sync_run_task.delay(run.pk))
+    return run
+
+
+def _claim(run: SyncRun) -> bool:
+    """Move a queued run to running; False if another run of its account and kind runs."""
+    try:
+        with transaction.atomic():
+            claimed = SyncRun.objects.filter(pk=run.pk, status=SyncStatus.QUEUED).update(
+                status=SyncStatus.RUNNING, started_at=timezone.now(), attempts=run.attempts + 1
+            )
+    except IntegrityError:
+        return False
+    return bool(claimed)
+
+
+def sync_run_execute(*, run: SyncRun) -> SyncRun:
+    """Run a queued sync. A failure keeps the previous data (the adapters write in one
+    transaction) and records a readable cause; throttling re-queues it for a retry."""
+    if not _claim(run):
+        run.refresh_from_db()
+        if run.status == SyncStatus.QUEUED:
+            # Another run of the same account and kind is running: wait for it.
+            raise SyncRetryableError(
+                f"Another {run.get_kind_display().lower()} sync of {run.account} is running."
+            )
+        return run
+    run.refresh_from_db()
+    adapter = SYNCS[(run.account.provider, run.kind)]
+    window = SyncWindow(run.period_start, run.period_end) if run.period_start else None
+    try:
+        result = adapter(account=run.account, window=window, run=run)
+    except SyncRetryableError as exc:
+        _finish(run, SyncStatus.QUEUED, error=f"Will retry: {exc}")
+        raise
+    except SyncError as exc:
+        return _finish(run, SyncStatus.FAILED, error=str(exc))
+    except Exception as exc:
+        log.exception("sync run %s failed", run.pk)
+        return _finish(
+            run, SyncStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}"
+        )
+    return _finish(run, SyncStatus.SUCCEEDED, rows=result.rows, detail=result.detail)
+
+
+def _finish(
+    run: SyncRun,
+    status: str,
+    *,
+    rows: int = 0,
+    detail: dict[str, Any] | None = None,
+    error: str = "",
+) -> SyncRun:
+    run.status = status
+    run.rows = rows
+    run.detail = detail or {}
+    run.error = scrub(error)
+    run.finished_at = timezone.now() if status != SyncStatus.QUEUED else None
+    run.save(update_fields=["status", "rows", "detail", "error", "finished_at"])
+    if status == SyncStatus.FAILED:
+        log.warning("sync run %s failed: %s", run.pk, run.error)
+    return run
+
+
+def syncs_schedule(*, kind: str) -> list[SyncRun]:
+    """Queue this kind of sync for every active account that has it (the beat entry point).
+
+    An account with a run of this kind still queued or running is skipped.
+    """
+    runs = []
+    for account in CloudAccount.objects.filter(is_active=True).order_by("pk"):
+        if (account.provider, kind) not in SYNCS:
+            continue
+        if kind in (SyncKind.COSTS, SyncKind.CUR) and not _reads_costs(account, kind):
+            continue
+        busy = account.runs.filter(
+            kind=kind, status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING]
+        ).exists()
+        if not busy:
+            runs.append(sync_run_create(account=account, kind=kind))
+    return runs
+
+
+def _reads_costs(account: CloudAccount, kind: str) -> bool:
+    """Each account reads its costs one way, so nothing is counted twice."""
+    if account.provider == "gcp":
+        return kind == SyncKind.COSTS
+    return (kind == SyncKind.CUR) == (account.cost_source == "cur")
