@@ -66,19 +66,32 @@ def sync_register(provider: str, kind: str) -> Callable[[Adapter], Adapter]:
 DEFAULT_DAYS = {SyncKind.COSTS: None, SyncKind.CUR: None, SyncKind.ENDPOINTS: 14}
 
 _SECRETS = [
-    re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"),
-    re.compile(
-        r"(?i)(aws_secret_access_key|secret|token|password|private_key)(['\"]?\s*[:=]\s*)\S+"
+    (re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), "[redacted key id]"),
+    (
+        re.compile(
+            r"(?i)(aws_secret_access_key|secret|token|password|private_key)(['\"]?\s*[:=]\s*)\S+"
+        ),
+        r"\1\2[redacted]",
     ),
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
-    re.compile(r"(?i)(X-Amz-Security-Token|X-Amz-Signature|Signature|Credential)=[^&\s]+"),
+    (
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
+        ),
+        "[redacted private key]",
+    ),
+    (
+        re.compile(
+            r"(?i)(X-Amz-Security-Token|X-Amz-Signature|X-Amz-Credential|Signature|Credential)=[^&\s]+"
+        ),
+        r"\1=[redacted]",
+    ),
 ]
 
 
 def scrub(text: str) -> str:
     """Remove anything that looks like a credential from text we store or log."""
-    for pattern in _SECRETS:
-        text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + "[redacted]", text)
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
     return text[:4000]
 
 
