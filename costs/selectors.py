@@ -379,15 +379,14 @@ def budget_active_list(*, month: dt.date) -> QuerySet[Budget]:
 
 
 def budget_manageable_units(*, user: User) -> QuerySet[BusinessUnit]:
-    """Units the person may set budgets for: all for finance and platform admins, else owned."""
+    """Units the person may set budgets for: all for finance and platform admins, else none
+    (an owner reads their unit's budget; finance sets it)."""
     units = BusinessUnit.objects.order_by("code")
-    return units if manages_costs(user) else units.filter(owner=user)
+    return units if manages_costs(user) else units.none()
 
 
 def budget_may_edit(*, user: User | None, budget: Budget) -> bool:
-    return manages_costs(user) or (
-        user is not None and user.is_authenticated and budget.business_unit.owner_id == user.pk
-    )
+    return manages_costs(user)
 
 
 @dataclass(frozen=True)

@@ -477,11 +477,13 @@ _MAX_BUDGET = Decimal("1e14")
 
 
 def _require_budget_manager(by: User | None, business_unit: BusinessUnit) -> None:
-    if by is None or by.manages_costs or business_unit.owner_id == by.pk:
+    # A unit's owner reads its budgets but does not set them: the budget is what holds the
+    # unit to account, so its owner cannot raise it or switch its freeze off.
+    if by is None or by.manages_costs:
         return
     raise PermissionDeniedError(
-        f"Only finance, platform admins and the owner of {business_unit.name} may change "
-        "its budgets."
+        f"Only finance and platform admins set budgets; {business_unit.name}'s owner can "
+        "ask finance for a change or request a budget exception."
     )
 
 
@@ -638,7 +640,9 @@ def budgets_evaluate(
     for budget in budgets:
         standing = selectors.budget_standing(budget=budget, month=month, spend=spend[budget.pk])
         new = [c for c in standing.crossings if c not in recorded[budget.pk]]
-        if not new:
+        # A freeze threshold set after its alert was recorded still applies this month.
+        late_enforcement = standing.breached and budget.pk not in enforced
+        if not new and not late_enforcement:
             continue
         alerts, freeze = _budget_alerts_record(
             budget=budget,
@@ -685,6 +689,16 @@ def _budget_alerts_record(
             created.append(alert)
     freeze = None
     enforcement = next((a for a in created if a.is_enforcement), None)
+    if enforcement is None and standing.breached and not enforced_before:
+        enforcement = BudgetAlert.objects.filter(
+            budget=budget,
+            month=standing.month,
+            measure=standing.enforcement.measure,
+            threshold=standing.enforcement.threshold,
+        ).first()
+        if enforcement is not None:
+            enforcement.is_enforcement = True
+            enforcement.save(update_fields=["is_enforcement"])
     if enforcement is not None and not enforced_before:
         freeze = _budget_freeze(budget=budget, standing=standing)
         if freeze is not None:

@@ -178,12 +178,28 @@ def test_budget_save_keeps_a_budget_with_sorted_thresholds(units):
     assert budget.created_by == units.finance
 
 
-def test_the_owner_may_budget_their_own_unit_only(units):
-    budget_for(units, by=units.researcher)
-    with pytest.raises(PermissionDeniedError):
-        budget_for(units, business_unit=units.ads, by=units.researcher)
+def test_only_finance_and_admins_set_budgets_not_the_units_owner(units):
+    # The owner could otherwise raise their own budget or switch its freeze off.
+    with pytest.raises(PermissionDeniedError, match="Only finance and platform admins"):
+        budget_for(units, by=units.researcher)
     with pytest.raises(PermissionDeniedError):
         budget_for(units, name="Mine", by=units.ads_engineer)
+    budget_for(units, by=units.admin)
+
+
+def test_a_freeze_threshold_set_after_its_alert_still_freezes(
+    units, tmp_path, late_november, evaluate
+):
+    from costs.models import Budget
+    from governance.selectors import freezes_in_force
+
+    budget = budget_for(units, freeze_at_percent=None)
+    bill(tmp_path, [research("1200.00", day="2026-11-30")])
+    evaluate()
+    assert not freezes_in_force(business_unit_ids=[units.research.pk])
+    Budget.objects.filter(pk=budget.pk).update(freeze_at_percent=100)
+    evaluate()
+    assert freezes_in_force(business_unit_ids=[units.research.pk])
 
 
 def test_budget_save_refuses_two_budgets_for_the_same_months(units):
