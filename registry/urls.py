@@ -29,6 +29,7 @@ urlpatterns = [
     path("conflicts/new/", views.conflict_create, name="conflict-create"),
     path("conflicts/<int:pk>/", views.conflict_detail, name="conflict-detail"),
     path("conflicts/<int:pk>/resolve/", views.conflict_resolve_view, name="conflict-resolve"),
+    path("conflicts/<int:pk>/vote/", views.conflict_vote_view, name="conflict-vote"),
     path("protocols/", views.protocol_list, name="protocol-list"),
     path("protocols/new/", views.protocol_create, name="protocol-create"),
     path("protocols/<int:pk>/", views.protocol_detail, name="protocol-detail"),

@@ -30,7 +30,7 @@ from governance.selectors import (
     decision_list_for,
 )
 from governance.services import board_standing
-from governance.services.conflicts import conflict_raise, conflict_resolve
+from governance.services.conflicts import conflict_raise, conflict_resolve, conflict_vote
 from registry import charts, gate, selectors, services
 from registry.benchmarks.metrics import METRICS
 from registry.choices import (
@@ -816,12 +816,18 @@ def _conflict_page(request: HttpRequest, conflict, *, status: int = 200, **overr
         "level_label": CONFLICT_LEVELS.get(at_level, at_level),
         "path": [CONFLICT_LEVELS.get(t, t) for t in conflict.escalation_path],
     }
-    if conflict.status != "resolved":
+    involved = bool({u.pk for u in conflict.business_units.all()} & user.scoped_business_unit_ids)
+    context["involved"] = involved
+    if conflict.status != "resolved" and not involved:
         context["quorum"], context["board_votes"] = board_standing(subject=conflict)
-        if user.is_board_member or (
-            at_level == f"role:{Role.PLATFORM_ADMIN}" and user.has_role(Role.PLATFORM_ADMIN)
-        ):
+        admin_decides = at_level == f"role:{Role.PLATFORM_ADMIN}" and user.has_role(
+            Role.PLATFORM_ADMIN
+        )
+        if admin_decides or (user.is_board_member and not conflict.proposal):
             context["resolve_form"] = ConflictResolveForm()
+        elif user.is_board_member and conflict.proposal:
+            voted = any(v.member_id == user.pk for v in context["board_votes"])
+            context["vote_form"] = None if voted else WaiverVoteForm()
     context.update(overrides)
     return render(request, "registry/conflict_detail.html", context, status=status)
 
@@ -860,6 +866,32 @@ def conflict_create(request: HttpRequest) -> HttpResponse:
 
 def conflict_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _conflict_page(request, _conflict_get(request, pk))
+
+
+@require_POST
+def conflict_vote_view(request: HttpRequest, pk: int) -> HttpResponse:
+    conflict = _conflict_get(request, pk)
+    form = WaiverVoteForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give your rationale and choose for or against.")
+        return redirect(conflict)
+    try:
+        vote = conflict_vote(
+            conflict=conflict,
+            by=request.user,
+            approve=form.cleaned_data["decision"] == "approve",
+            rationale=form.cleaned_data["rationale"],
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        if vote.decision is None:
+            messages.success(request, f"Vote recorded ({vote.quorum.summary()}).")
+        else:
+            messages.success(
+                request, f"The board {vote.decision.get_outcome_display().lower()} the proposal."
+            )
+    return redirect(conflict)
 
 
 @require_POST

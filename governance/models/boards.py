@@ -63,9 +63,12 @@ class BoardVote(models.Model):
     class Meta:
         ordering = ["at", "pk"]
         constraints = [
+            # One open vote per member; a decided round does not block the next one (a
+            # version resubmitted after a rejection is reviewed again).
             models.UniqueConstraint(
                 fields=["board", "subject_type", "subject_id", "member"],
-                name="one_board_vote_per_member",
+                condition=models.Q(decision__isnull=True),
+                name="one_open_board_vote_per_member",
             )
         ]
         indexes = [models.Index(fields=["subject_type", "subject_id"])]
@@ -96,6 +99,12 @@ class CapacityConflict(models.Model):
     )
     subject_id = models.PositiveBigIntegerField(null=True, blank=True)
     subject = GenericForeignKey("subject_type", "subject_id")
+    proposal = models.TextField(
+        blank=True, help_text="The resolution the board is voting on, if one is proposed."
+    )
+    proposed_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     decision = models.ForeignKey(
         Decision, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

@@ -140,50 +140,101 @@ def conflicts_escalate(*, now: datetime | None = None, wait: timedelta = DEFAULT
     return moved
 
 
+def _involved(by: User, conflict: CapacityConflict) -> bool:
+    unit_ids = {u.pk for u in conflict.business_units.all()}
+    return bool(unit_ids & by.scoped_business_unit_ids)
+
+
+def _evidence(conflict: CapacityConflict) -> dict:
+    return {"units": [u.code for u in conflict.business_units.all()]}
+
+
 @transaction.atomic
 def conflict_resolve(
     *, conflict: CapacityConflict, by: User, resolution: str, alternatives: str = ""
 ) -> VoteOutcome:
-    """The board votes on a resolution; once escalated to them, a platform admin decides."""
+    """Propose a resolution. A board member's proposal goes to the board's vote (with their
+    vote for it); without a configured board, or a platform admin once the conflict has
+    reached them, it is decided at once. Nobody from a unit in the conflict decides it."""
     conflict = CapacityConflict.objects.select_for_update().get(pk=conflict.pk)
     if conflict.status == ConflictStatus.RESOLVED:
         raise ConflictError("This conflict is already resolved.")
+    if not resolution.strip():
+        raise DomainError("Say what is decided: who gets what capacity, until when, and why.")
+    if _involved(by, conflict):
+        raise PermissionDeniedError(
+            "You belong to a business unit in this conflict, so others decide it."
+        )
     title = f"Resolve capacity conflict: {conflict.title}"
-    evidence = {"units": [u.code for u in conflict.business_units.all()]}
     at_admins = conflict.escalation_path[conflict.escalation_level] == f"role:{Role.PLATFORM_ADMIN}"
     if at_admins and by.has_role(Role.PLATFORM_ADMIN):
-        outcome = VoteOutcome(
-            decision_record(
-                subject=conflict,
-                kind=DecisionKind.CAPACITY_CONFLICT,
-                outcome=DecisionOutcome.APPROVED,
-                title=title,
-                rationale=resolution,
-                alternatives=alternatives,
-                by=by,
-                decided_as=Role.PLATFORM_ADMIN,
-                evidence=evidence,
-            ),
-            None,
-        )
-    elif by.is_board_member:
-        outcome = board_vote(
+        decision = decision_record(
             subject=conflict,
-            by=by,
-            approve=True,
+            kind=DecisionKind.CAPACITY_CONFLICT,
+            outcome=DecisionOutcome.APPROVED,
+            title=title,
             rationale=resolution,
             alternatives=alternatives,
-            kind=DecisionKind.CAPACITY_CONFLICT,
-            title=title,
-            evidence=evidence,
+            by=by,
+            decided_as=Role.PLATFORM_ADMIN,
+            evidence=_evidence(conflict),
         )
-    else:
+        _close(conflict, decision)
+        return VoteOutcome(decision, None)
+    if not by.is_board_member:
         raise PermissionDeniedError(
             "The review board resolves capacity conflicts (a platform admin once it is "
             "escalated to them)."
         )
+    if conflict.proposal:
+        raise ConflictError(
+            f"{conflict.proposed_by} has proposed a resolution: vote on it, or wait for the "
+            "board to turn it down before proposing another."
+        )
+    conflict.proposal = resolution.strip()
+    conflict.proposed_by = by
+    conflict.save(update_fields=["proposal", "proposed_by"])
+    return _vote(conflict, by=by, approve=True, rationale=resolution, alternatives=alternatives)
+
+
+@transaction.atomic
+def conflict_vote(
+    *, conflict: CapacityConflict, by: User, approve: bool, rationale: str
+) -> VoteOutcome:
+    """A board member's vote on the proposed resolution."""
+    conflict = CapacityConflict.objects.select_for_update().get(pk=conflict.pk)
+    if conflict.status == ConflictStatus.RESOLVED:
+        raise ConflictError("This conflict is already resolved.")
+    if not conflict.proposal:
+        raise ConflictError("No resolution is proposed yet: propose one.")
+    if _involved(by, conflict):
+        raise PermissionDeniedError(
+            "You belong to a business unit in this conflict, so others decide it."
+        )
+    return _vote(conflict, by=by, approve=approve, rationale=rationale)
+
+
+def _vote(
+    conflict: CapacityConflict, *, by: User, approve: bool, rationale: str, alternatives: str = ""
+) -> VoteOutcome:
+    outcome = board_vote(
+        subject=conflict,
+        by=by,
+        approve=approve,
+        rationale=rationale,
+        alternatives=alternatives,
+        kind=DecisionKind.CAPACITY_CONFLICT,
+        title=f"Resolve capacity conflict: {conflict.title} — {conflict.proposal[:150]}",
+        evidence={**_evidence(conflict), "proposal": conflict.proposal},
+    )
     if outcome.decision is not None:
-        _close(conflict, outcome.decision)
+        if outcome.decision.outcome == DecisionOutcome.APPROVED:
+            _close(conflict, outcome.decision)
+        else:
+            # Turned down: the floor is open for another proposal.
+            conflict.proposal = ""
+            conflict.proposed_by = None
+            conflict.save(update_fields=["proposal", "proposed_by"])
     return outcome
 
 

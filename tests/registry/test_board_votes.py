@@ -103,3 +103,16 @@ def test_version_review_moves_under_review_until_the_board_decides(registry, boa
     assert version.state == "rejected"
     history = list(version.transitions.values_list("to_state", flat=True))
     assert history == ["draft", "submitted", "under_review", "rejected"]
+
+
+def test_a_resubmitted_version_is_reviewed_again(registry, board):
+    version = registry.version
+    services.version_transition(version=version, action="submit", by=registry.org.researcher)
+    for member in (registry.board_infra, registry.board_ml, registry.priya):
+        services.version_transition(version=version, action="reject", by=member, comment="No")
+    assert version.state == "rejected"
+    services.version_transition(version=version, action="revise", by=registry.org.researcher)
+    services.version_transition(version=version, action="submit", by=registry.org.researcher)
+    for member in (registry.board_infra, registry.board_ml, registry.priya):
+        services.version_transition(version=version, action="approve", by=member, comment="Now yes")
+    assert version.state == "approved"

@@ -11,9 +11,15 @@ from django.utils import timezone
 
 from governance.choices import Role
 from governance.exceptions import ConflictError, PermissionDeniedError
-from governance.services.conflicts import conflict_raise, conflict_resolve, conflicts_escalate
+from governance.models import BoardMembership, ReviewBoard
+from governance.services.conflicts import (
+    conflict_raise,
+    conflict_resolve,
+    conflict_vote,
+    conflicts_escalate,
+)
 from governance.services.organisation import business_unit_owner_set
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 from tests.registry.conftest import assess, upload
 
 
@@ -166,3 +172,36 @@ def test_review_queue_with_conflicts_has_no_n_plus_one(
         page = client.get(reverse("registry:review-queue")).content.decode()
     assert "Fine-tune 2" in page
     assert "64 \N{MULTIPLICATION SIGN} H100 for 72 h" in page
+
+
+def test_nobody_from_a_unit_in_the_conflict_decides_it(registry, conflict):
+    insider = UserFactory(roles=[Role.BOARD_ML], units=[registry.org.research])
+    with pytest.raises(PermissionDeniedError, match="others decide it"):
+        conflict_resolve(conflict=conflict, by=insider, resolution="Research gets all of it")
+
+
+def test_with_a_board_a_proposal_is_voted_and_a_rejected_one_makes_room(registry, conflict):
+    board = ReviewBoard.objects.create(name="Board", quorum_rule="n_of_m", quorum_n=2)
+    third = UserFactory(roles=[Role.BOARD_PRODUCT])
+    for user, function in (
+        (registry.board_infra, "infra"),
+        (registry.board_ml, "ml"),
+        (third, "product"),
+    ):
+        BoardMembership.objects.create(board=board, user=user, function=function)
+    first = conflict_resolve(
+        conflict=conflict, by=registry.board_infra, resolution="Research first"
+    )
+    assert first.decision is None
+    with pytest.raises(ConflictError, match="vote on it"):
+        conflict_resolve(conflict=conflict, by=registry.board_ml, resolution="Ads first")
+    conflict_vote(conflict=conflict, by=registry.board_ml, approve=False, rationale="Ads launches")
+    turned_down = conflict_vote(conflict=conflict, by=third, approve=False, rationale="Agree")
+    assert turned_down.decision.outcome == "rejected"
+    conflict.refresh_from_db()
+    assert (conflict.status, conflict.proposal) == ("open", "")
+    conflict_resolve(conflict=conflict, by=registry.board_ml, resolution="Ads first")
+    adopted = conflict_vote(conflict=conflict, by=third, approve=True, rationale="Fair")
+    conflict.refresh_from_db()
+    assert conflict.status == "resolved"
+    assert adopted.decision.evidence["proposal"] == "Ads first"
