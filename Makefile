@@ -18,11 +18,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# E-mailed links (approvals, budgets) point at the address the demo serves on.
+demo: export CAPGOV_BASE_URL ?= http://$(HOST):$(PORT)
 demo: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	$(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "  Capgov is starting at http://$(HOST):$(PORT)/  (sign in as fiona / capgov-demo; Ctrl-C to stop)"
+	@echo "  E-mails are printed below (console backend); their links open this server."
 	@echo ""
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-false} $(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload
 

@@ -140,6 +140,18 @@ class GateVerdict:
         }
 
 
+_STATE_MESSAGES = {
+    "draft": "The version is still a draft: submit it, and the review board must approve it.",
+    "submitted": "The version is waiting for the review board, which must approve it.",
+    "under_review": "The review board is reviewing the version; it must approve it first.",
+    "rejected": "The review board rejected the version: reopen it, revise and resubmit.",
+    "deployed": "The version is already deployed.",
+    "deprecated": "The version is deprecated; deploy a live version instead.",
+    "retired": "The version is retired.",
+    "other": "The review board must approve the version before it deploys.",
+}
+
+
 def _money(amount: Decimal, currency: str) -> str:
     return f"{amount:,.2f} {currency}"
 
@@ -235,15 +247,7 @@ def evaluate(facts: GateFacts) -> GateVerdict:
     """Every requirement that applies and does not hold, after waivers in force."""
     unmet: list[Unmet] = []
     if facts.state != "approved":
-        unmet.append(
-            Unmet(
-                STATE,
-                f"The version is {facts.state_label.lower()}; the review board must approve "
-                "it before it deploys."
-                if facts.state != "deployed"
-                else "The version is already deployed.",
-            )
-        )
+        unmet.append(Unmet(STATE, _STATE_MESSAGES.get(facts.state, _STATE_MESSAGES["other"])))
     if facts.freeze is not None:
         unmet.append(
             Unmet(

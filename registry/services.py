@@ -272,6 +272,9 @@ def version_transition(
         _require_owner(by, locked.model, asked.label.lower())
     elif asked is not None:
         _require_board(by, f"{asked.label.lower()} model versions")
+    if action == "deploy" and locked.state != LifecycleState.APPROVED:
+        # CI asks to deploy: answer with the whole gate, whatever the state.
+        raise GateClosedError(deployment_gate(locked))
     try:
         move = lifecycle.move_for(action, state=locked.state)
     except lifecycle.TransitionError as exc:
@@ -490,6 +493,31 @@ def _point_problems(parsed: ParsedBenchmark) -> list[str]:
     return problems
 
 
+def _missing_message(
+    file_name: str, parsed: ParsedBenchmark, protocol: BenchmarkProtocol, missing: list[str]
+) -> str:
+    """Which metrics are missing, and how to get them from the tool that wrote the file."""
+    labels = ", ".join(f"{METRICS[m].label} ({m})" for m in missing)
+    hints = []
+    if parsed.tool.startswith("vllm") and any(
+        "_p9" in m or m.startswith("latency") for m in missing
+    ):
+        hints.append(
+            "vLLM writes p95 and end-to-end latency only when asked: run `vllm bench serve` "
+            "with --percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 50,95,99"
+        )
+    elif parsed.tool.startswith("triton") and any("latency" in m for m in missing):
+        hints.append("perf_analyzer reports percentiles with -f FILE and --percentile=95")
+    else:
+        hints.append("re-run the benchmark so it reports them")
+    if {"cold_start_s", "peak_memory_gb"} & set(missing):
+        hints.append("cold start and peak memory can be entered with the upload")
+    return (
+        f"{file_name} ({parsed.tool_label}) lacks metrics that {protocol} requires: {labels}. "
+        f"{'; '.join(hints).capitalize()}."
+    )
+
+
 def _with_supplements(parsed: ParsedBenchmark, supplements: dict[str, Decimal]) -> ParsedBenchmark:
     """Add figures measured outside the tool (cold start, peak memory) to every point."""
     if not supplements:
@@ -553,12 +581,8 @@ def benchmark_upload(
         )
     missing = benchmark_missing_metrics(parsed, protocol.required_metrics)
     if missing:
-        labels = ", ".join(f"{METRICS[m].label} ({m})" for m in missing)
         raise BenchmarkRejectedError(
-            f"{file_name} ({parsed.tool_label}) lacks metrics that {protocol} requires: "
-            f"{labels}. Re-run the benchmark reporting them, or enter cold start and peak "
-            "memory with the upload if the tool does not measure them.",
-            missing=missing,
+            _missing_message(file_name, parsed, protocol, missing), missing=missing
         )
     now = timezone.now()
     if (

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from governance.choices import DecisionKind, DecisionOutcome, Role
@@ -50,6 +50,7 @@ def decision_record(
     )
 
 
+@transaction.atomic
 def freeze_start(
     *, business_unit: BusinessUnit, reason: str, by: User | None = None
 ) -> DeploymentFreeze:
@@ -65,11 +66,25 @@ def freeze_start(
     current = DeploymentFreeze.objects.filter(business_unit=business_unit, lifted_at=None)
     if current.exists():
         raise ConflictError(f"{business_unit.name} is already under a deployment freeze.")
-    return DeploymentFreeze.objects.create(
+    freeze = DeploymentFreeze.objects.create(
         business_unit=business_unit, reason=reason.strip(), started_at=timezone.now(), created_by=by
     )
+    if by is not None:
+        decision_record(
+            subject=freeze,
+            kind=DecisionKind.FREEZE,
+            outcome=DecisionOutcome.APPROVED,
+            title=f"Freeze deployments in {business_unit.name}",
+            rationale=freeze.reason,
+            by=by,
+            decided_as=Role.PLATFORM_ADMIN,
+            business_unit=business_unit,
+            at=freeze.started_at,
+        )
+    return freeze
 
 
+@transaction.atomic
 def freeze_lift(*, freeze: DeploymentFreeze, by: User | None, reason: str) -> DeploymentFreeze:
     """End a freeze; the record stays, with who lifted it and why.
 
@@ -88,4 +103,18 @@ def freeze_lift(*, freeze: DeploymentFreeze, by: User | None, reason: str) -> De
     freeze.lifted_by = by
     freeze.lift_reason = reason.strip()
     freeze.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
+    if by is not None:
+        # A person's lift is a decision others may later need to trace (post-mortems will).
+        decision_record(
+            subject=freeze,
+            kind=DecisionKind.FREEZE,
+            outcome=DecisionOutcome.APPROVED,
+            title=f"Lift the deployment freeze on {freeze.business_unit.name}",
+            rationale=freeze.lift_reason,
+            by=by,
+            decided_as=Role.PLATFORM_ADMIN,
+            business_unit=freeze.business_unit,
+            evidence={"freeze_reason": freeze.reason, "since": freeze.started_at.isoformat()},
+            at=freeze.lifted_at,
+        )
     return freeze

@@ -29,7 +29,8 @@ def test_ci_journey_409_until_benchmarked_assessed_and_approved(registry):
 
     refused = ci.post(f"/api/v1/model-versions/{vid}/deploy/")
     assert refused.status_code == 409
-    assert "submit it for review first" in refused.json()["detail"]
+    assert "still a draft" in refused.json()["detail"]
+    assert [u["code"] for u in refused.json()["unmet"]] == ["state", "benchmark", "assessment"]
 
     assert ci.post(f"/api/v1/model-versions/{vid}/submit/", {"comment": "CI"}).status_code == 200
     approved = board.post(f"/api/v1/model-versions/{vid}/approve/", {"comment": "Looks right"})

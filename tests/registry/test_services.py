@@ -20,7 +20,7 @@ def codes(verdict):
 
 
 def test_version_transition_refuses_an_illegal_move_with_the_reason(registry):
-    with pytest.raises(ConflictError, match="still a draft: submit it for review first"):
+    with pytest.raises(ConflictError, match="still a draft: submit it"):
         services.version_transition(
             version=registry.version, action="deploy", by=registry.org.researcher
         )

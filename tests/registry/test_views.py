@@ -192,7 +192,7 @@ def test_review_queue_lists_versions_and_assessments_with_numbers(registry, sign
     assert "11 replicas" in page
     assert "32,923.00 USD" in page
     assert "13.75 % of Shared H100 pool" in page
-    assert "the review board must approve it before it deploys" in page
+    assert "The version is waiting for the review board, which must approve it." in page
 
 
 def test_protocol_create_is_for_the_board_or_admins(registry, signed_in):
@@ -289,7 +289,7 @@ def test_transition_refuses_an_illegal_move_with_the_services_message(registry, 
         url("version-transition", registry.version.pk), {"action": "deploy"}
     )
     assert response.status_code == 409
-    assert "Cannot deploy this version: it is still a draft" in text(response)
+    assert "The gate lists what is missing" in text(response)
 
 
 def test_only_the_moves_that_apply_are_offered(registry, signed_in):
