@@ -12,3 +12,4 @@ class CostsConfig(AppConfig):
         from governance.extensions import register_request_note
 
         register_request_note(budget_share_note)
+        from costs import sync_aws  # noqa: F401 - importing it registers the AWS syncs

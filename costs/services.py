@@ -595,7 +595,11 @@ def budget_save(
     budget.save()
     from costs.tasks import budgets_evaluate_task
 
-    transaction.on_commit(budgets_evaluate_task.delay)
+    # A new amount or threshold may already be crossed: this month and last (whose bill
+    # usually lands in the first days of this one).
+    current = timezone.now().date().replace(day=1)
+    for month in (budget_math.previous_month(current), current):
+        transaction.on_commit(partial(budgets_evaluate_task.delay, f"{month:%Y-%m}"))
     return budget
 
 

@@ -415,7 +415,20 @@ def version_transition(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except DomainError as exc:
         return _version_page(request, version, status=exc.http_status, transition_error=exc.message)
-    messages.success(request, f"{move.label} — done. {moved} is now {moved.get_state_display()}.")
+    if (
+        move.actor is Actor.BOARD
+        and moved.state == LifecycleState.UNDER_REVIEW
+        and (move.action != "start_review")
+    ):
+        quorum, _ = board_standing(subject=moved)
+        waiting = f" ({quorum.summary()})" if quorum else ""
+        messages.success(
+            request, f"Your vote is recorded{waiting}; the board decides once it has quorum."
+        )
+    else:
+        messages.success(
+            request, f"{move.label} — done. {moved} is now {moved.get_state_display()}."
+        )
     return redirect(moved)
 
 
@@ -813,6 +826,7 @@ def _conflict_page(request: HttpRequest, conflict, *, status: int = 200, **overr
         "conflict": conflict,
         "pool": pool,
         "demand": selectors.pool_demand([pool]).get(pool.pk) if pool else None,
+        "units": list(conflict.business_units.all()),
         "level_label": CONFLICT_LEVELS.get(at_level, at_level),
         "path": [CONFLICT_LEVELS.get(t, t) for t in conflict.escalation_path],
     }

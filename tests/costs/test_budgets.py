@@ -560,3 +560,14 @@ def test_evaluation_reads_spend_in_the_same_queries_however_many_budgets(
             tag_value=f"e{n}",
         )
     assert count() == few == 4
+
+
+def test_evaluate_budgets_command_reports_what_it_did(units, tmp_path, late_november, capsys):
+    from django.core.management import call_command
+
+    budget_for(units)
+    bill(tmp_path, [research("1200.00", day="2026-11-30")])
+    call_command("evaluate_budgets", "--month", "2026-11")
+    out = capsys.readouterr().out
+    assert out.startswith("2026-11: 1 budgets,")
+    assert "1 units frozen" in out
