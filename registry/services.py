@@ -1212,3 +1212,60 @@ def hardware_price_record(
             "source": source,
         },
     )
+
+
+def deployment_approvers_ask(*, version: ModelVersion, by: User) -> list[str]:
+    """E-mail the people who hold the roles the cost tier still needs, with a link to the
+    version, so a deployment approval is not left to someone happening to look.
+
+    Returns the roles asked for. The mails go out through a Celery task after the commit.
+    """
+    _require_owner(by, version.model, "ask for approvals of")
+    verdict = deployment_gate(version)
+    if not any(u.code == gate.APPROVALS for u in verdict.unmet):
+        raise ConflictError("The gate does not ask for any deployment approval right now.")
+    assessment = _live_assessment(version)
+    policy = requirement_for(version)
+    asked = sorted(
+        {
+            t.role
+            for t in policy.cost_tiers
+            if assessment is not None
+            and t.currency == assessment.currency
+            and assessment.monthly_cost >= t.min_monthly_cost
+        }
+    )
+    from registry.tasks import deployment_approvers_mail_task
+
+    transaction.on_commit(lambda: deployment_approvers_mail_task.delay(version.pk, asked, by.pk))
+    return asked
+
+
+def deployment_approvers_mail(*, version_id: int, roles: list[str], asked_by_id: int) -> int:
+    """Send the approval asks; nobody who registered or submitted the version is asked."""
+    from governance.emails import absolute_url, mail_send
+
+    version = ModelVersion.objects.select_related("model__business_unit").get(pk=version_id)
+    assessment = _live_assessment(version)
+    skip = {version.created_by_id, _submitted_by(version), asked_by_id}
+    people = (
+        User.objects.filter(role_assignments__role__in=roles, is_active=True)
+        .exclude(pk__in=[p for p in skip if p])
+        .exclude(email="")
+        .distinct()
+        .order_by("pk")
+    )
+    recipients = [p.email for p in people]
+    if recipients:
+        mail_send(
+            to=recipients,
+            subject=f"Deployment approval asked: {version}",
+            template="deployment_approval",
+            context={
+                "version": version,
+                "assessment": assessment,
+                "roles": ", ".join(Role(r).label for r in roles),
+                "url": absolute_url(version.get_absolute_url() + "#gate"),
+            },
+        )
+    return len(recipients)

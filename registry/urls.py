@@ -17,6 +17,11 @@ urlpatterns = [
     path("versions/<int:pk>/waivers/", views.waiver_create, name="waiver-create"),
     path("waivers/<int:pk>/vote/", views.waiver_vote, name="waiver-vote"),
     path(
+        "versions/<int:pk>/deployment-approvals/ask/",
+        views.deployment_approvers_ask,
+        name="deployment-approvers-ask",
+    ),
+    path(
         "versions/<int:pk>/deployment-approvals/",
         views.deployment_approve,
         name="deployment-approve",

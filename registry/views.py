@@ -368,6 +368,7 @@ def _version_page(
         context["waiver_form"] = WaiverForm()
     if approval_roles:
         context["approval_form"] = DeploymentApprovalForm(roles=approval_roles)
+    context["can_ask_approvers"] = owner and any(u.code == gate.APPROVALS for u in verdict.unmet)
     context.update(overrides)
     return render(request, "registry/version_detail.html", context, status=status)
 
@@ -682,6 +683,19 @@ def waiver_vote(request: HttpRequest, pk: int) -> HttpResponse:
                 request, f"Vote recorded; the waiver is {waiver.get_status_display().lower()}."
             )
     return redirect(reverse("registry:version-detail", args=[waiver.version_id]) + "#waivers")
+
+
+@require_POST
+def deployment_approvers_ask(request: HttpRequest, pk: int) -> HttpResponse:
+    version = _version_get(request, pk)
+    try:
+        roles = services.deployment_approvers_ask(version=version, by=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        labels = ", ".join(Role(r).label for r in roles)
+        messages.success(request, f"Asked by e-mail: everyone holding {labels}.")
+    return redirect(reverse("registry:version-detail", args=[version.pk]) + "#gate")
 
 
 @require_POST

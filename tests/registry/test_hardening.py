@@ -232,3 +232,36 @@ def test_api_upload_size_checked_before_reading(registry, monkeypatch):
     )
     assert response.status_code == 400
     assert "larger than" in response.json()["detail"]
+
+
+def test_owner_asks_the_approvers_a_cost_tier_needs(
+    registry, client, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+    from django.urls import reverse
+
+    from tests.factories import PASSWORD
+
+    rule = RegistrationRequirement.objects.create(name="Costly")
+    CostTierApproval.objects.create(
+        requirement=rule, min_monthly_cost=Decimal(10000), role=Role.APPROVER
+    )
+    make_deployable(registry)
+    mail.outbox.clear()
+    client.login(username=registry.org.researcher.username, password=PASSWORD)
+    page = client.get(registry.version.get_absolute_url()).content.decode()
+    assert "Ask the approvers by e-mail" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("registry:deployment-approvers-ask", args=[registry.version.pk])
+        )
+    assert response.status_code == 302
+    [message] = mail.outbox
+    assert message.to == [registry.approver.email]
+    assert "32,923.00 USD" in message.body
+    assert registry.version.get_absolute_url() in message.body
+    services.deployment_approve(
+        version=registry.version, by=registry.approver, role=Role.APPROVER, rationale="ok"
+    )
+    with pytest.raises(ConflictError, match="does not ask"):
+        services.deployment_approvers_ask(version=registry.version, by=registry.org.researcher)
