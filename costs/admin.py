@@ -1,7 +1,17 @@
 from django.contrib import admin, messages
 
 from costs import services
-from costs.models import AllocationRule, BillingImport, Budget, BudgetAlert, CostRow, TagSet
+from costs.models import (
+    AllocationRule,
+    BillingImport,
+    Budget,
+    BudgetAlert,
+    CloudAccount,
+    CostRow,
+    SyncRun,
+    TagSet,
+)
+from governance.choices import Role
 from governance.exceptions import DomainError
 
 
@@ -165,3 +175,34 @@ class BudgetAlertAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
     list_filter = ("measure", "month")
     list_select_related = ("budget__business_unit", "freeze__business_unit")
     readonly_fields = [f.name for f in BudgetAlert._meta.fields]
+
+
+class PlatformAdminOnly(CostManagerOnly):
+    """Cloud accounts name how to reach the clouds: platform admins only."""
+
+    def _allowed(self, request) -> bool:
+        return request.user.is_active and request.user.has_role(Role.PLATFORM_ADMIN)
+
+
+@admin.register(CloudAccount)
+class CloudAccountAdmin(PlatformAdminOnly, admin.ModelAdmin):
+    """References to credentials only (a profile, a role ARN, a key file path or env:NAME)."""
+
+    list_display = ("name", "provider", "account_id", "cost_source", "is_active")
+    list_filter = ("provider", "is_active")
+    fieldsets = (
+        (None, {"fields": ("name", "provider", "account_id", "is_active", "cost_source")}),
+        (
+            "AWS",
+            {"fields": ("aws_profile", "aws_role_arn", "aws_region", "cur_bucket", "cur_prefix")},
+        ),
+        ("Google Cloud", {"fields": ("gcp_credentials", "gcp_project", "bq_table")}),
+        ("Attribution", {"fields": ("cost_allocation_tags",)}),
+    )
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(PlatformAdminOnly, ReadOnly, admin.ModelAdmin):
+    list_display = ("pk", "account", "kind", "status", "rows", "started_at", "finished_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("account",)

@@ -191,3 +191,25 @@ class FreezeLiftForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Why deployments may go ahead again; kept with the freeze.",
     )
+
+
+class SyncRunForm(forms.Form):
+    """Run a sync now: the account, what to read, and optionally the days."""
+
+    account = forms.ModelChoiceField(queryset=None, label="Cloud account")
+    kind = forms.ChoiceField(label="What to read")
+    start = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From (UTC day)"
+    )
+    end = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        label="Until (exclusive)",
+        help_text="Leave both empty for the usual window: costs this month and last, usage "
+        "the last 14 days.",
+    )
+
+    def __init__(self, *args, accounts, kinds, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].queryset = accounts
+        self.fields["kind"].choices = kinds

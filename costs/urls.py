@@ -5,6 +5,8 @@ from costs import views
 app_name = "costs"
 
 urlpatterns = [
+    path("syncs/", views.sync_run_list, name="sync-run-list"),
+    path("syncs/<int:pk>/", views.sync_run_detail, name="sync-run-detail"),
     path("imports/", views.import_list, name="import-list"),
     path("imports/<int:pk>/", views.import_detail, name="import-detail"),
     path("imports/<int:pk>/status/", views.import_status, name="import-status"),

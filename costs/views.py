@@ -16,11 +16,17 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from costs import budgets, charts, selectors, services
+from costs import budgets, charts, selectors, services, sync
 from costs.exports import CONTENT_TYPES, EXPORTERS
 from costs.filters import BASIS_CHOICES, GROUP_CHOICES, BudgetFilterSet, CostRowFilterSet
-from costs.forms import AllocationRuleForm, BillingUploadForm, BudgetForm, FreezeLiftForm
-from costs.models import AllocationRule, Budget
+from costs.forms import (
+    AllocationRuleForm,
+    BillingUploadForm,
+    BudgetForm,
+    FreezeLiftForm,
+    SyncRunForm,
+)
+from costs.models import AllocationRule, Budget, CloudAccount, SyncKind, SyncRun, SyncStatus
 from governance.choices import Role
 from governance.exceptions import DomainError
 from governance.permissions import cost_manager_required
@@ -540,3 +546,59 @@ def budget_freeze_lift(request: HttpRequest, pk: int) -> HttpResponse:
                 "A budget threshold already reached this month will not freeze it again.",
             )
     return redirect(budget)
+
+
+# --- Cloud syncs -----------------------------------------------------------------------------
+
+
+def _platform_admin_required(request: HttpRequest) -> None:
+    if not request.user.has_role(Role.PLATFORM_ADMIN):
+        raise PermissionDenied("Cloud accounts and syncs are for platform admins.")
+
+
+@require_http_methods(["GET", "POST"])
+def sync_run_list(request: HttpRequest) -> HttpResponse:
+    """Every sync run, newest first, and a form to start one now."""
+    _platform_admin_required(request)
+    accounts = CloudAccount.objects.filter(is_active=True).order_by("name")
+    form = SyncRunForm(request.POST or None, accounts=accounts, kinds=SyncKind.choices)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                run = sync.sync_run_create(
+                    account=data["account"],
+                    kind=data["kind"],
+                    by=request.user,
+                    start=data["start"],
+                    end=data["end"],
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+                status = exc.http_status
+            else:
+                messages.success(request, f"Sync #{run.pk} queued.")
+                return redirect(run)
+    runs = SyncRun.objects.select_related("account", "requested_by")
+    if request.GET.get("status") in SyncStatus.values:
+        runs = runs.filter(status=request.GET["status"])
+    page = Paginator(runs, 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "costs/sync_run_list.html",
+        {
+            "form": form,
+            "page": page,
+            "accounts": CloudAccount.objects.order_by("provider", "name"),
+            "statuses": SyncStatus.choices,
+        },
+        status=status,
+    )
+
+
+def sync_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _platform_admin_required(request)
+    run = get_object_or_404(SyncRun.objects.select_related("account", "requested_by"), pk=pk)
+    return render(request, "costs/sync_run_detail.html", {"run": run})

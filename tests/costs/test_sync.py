@@ -144,3 +144,35 @@ def test_default_windows():
         dt.date(2026, 11, 19), dt.date(2026, 12, 3)
     )
     assert sync.default_window("prices", today) is None
+
+
+def test_sync_pages_are_for_platform_admins(
+    account, org, client, fake_adapter, django_capture_on_commit_callbacks
+):
+    from tests.factories import PASSWORD
+
+    client.login(username=org.finance.username, password=PASSWORD)
+    assert client.get("/costs/syncs/").status_code == 403
+    client.login(username=org.admin.username, password=PASSWORD)
+    page = client.get("/costs/syncs/").content.decode()
+    assert "Run a sync now" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/costs/syncs/", {"account": account.pk, "kind": "prices"})
+    assert response.status_code == 302
+    run = SyncRun.objects.get()
+    assert run.status == "succeeded"
+    detail = client.get(response["Location"]).content.decode()
+    assert "Rows written" in detail
+    bad = client.post("/costs/syncs/", {"account": account.pk, "kind": "billing_accounts"})
+    assert bad.status_code == 400
+    assert "no &#x27;billing_accounts&#x27; sync" in bad.content.decode()
+
+
+def test_sync_run_list_has_no_n_plus_one(account, org, client, django_assert_max_num_queries):
+    from tests.factories import PASSWORD
+
+    for _ in range(5):
+        SyncRun.objects.create(account=account, kind="prices", status="failed", error="x")
+    client.login(username=org.admin.username, password=PASSWORD)
+    with django_assert_max_num_queries(10):
+        assert client.get("/costs/syncs/").status_code == 200
