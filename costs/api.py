@@ -16,17 +16,28 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from costs import budgets as budget_math
-from costs import selectors, services
+from costs import selectors, services, sync
 from costs.filters import BudgetFilterSet, CostRowFilterSet
 from costs.ingest import FORMATS
-from costs.models import AllocationRule, BillingImport, Budget, BudgetAlert, BudgetBasis, CostRow
+from costs.models import (
+    AllocationRule,
+    BillingImport,
+    Budget,
+    BudgetAlert,
+    BudgetBasis,
+    CloudAccount,
+    CostRow,
+    SyncKind,
+    SyncRun,
+)
 from governance.api.permissions import IsCostManager
+from governance.choices import Role
 from governance.models import BusinessUnit, DeploymentFreeze
 from governance.money import money_round
 
@@ -538,3 +549,96 @@ class BudgetViewSet(viewsets.ModelViewSet):
         alerts = selectors.budget_alert_list(budget=self.get_object())
         page = self.paginate_queryset(alerts)
         return self.get_paginated_response(BudgetAlertSerializer(page, many=True).data)
+
+
+# --- Cloud syncs -------------------------------------------------------------------------------
+
+
+class IsPlatformAdmin(BasePermission):
+    message = "Cloud accounts and syncs are for platform admins."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_role(Role.PLATFORM_ADMIN))
+
+
+class CloudAccountSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CloudAccount
+        fields = [
+            "id",
+            "name",
+            "provider",
+            "account_id",
+            "is_active",
+            "cost_source",
+            "aws_region",
+            "cur_bucket",
+            "cur_prefix",
+            "gcp_project",
+            "bq_table",
+            "cost_allocation_tags",
+        ]
+
+
+class SyncRunSerializer(serializers.ModelSerializer):
+    account = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = SyncRun
+        fields = [
+            "id",
+            "account",
+            "kind",
+            "period_start",
+            "period_end",
+            "status",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "rows",
+            "detail",
+            "error",
+            "attempts",
+        ]
+
+
+class SyncRunInputSerializer(serializers.Serializer):
+    account = serializers.PrimaryKeyRelatedField(queryset=CloudAccount.objects.all())
+    kind = serializers.ChoiceField(choices=SyncKind.choices)
+    start = serializers.DateField(required=False, allow_null=True)
+    end = serializers.DateField(required=False, allow_null=True)
+
+
+class CloudAccountViewSet(viewsets.ReadOnlyModelViewSet):
+    """The cloud accounts Capgov reads (credential references are not shown)."""
+
+    serializer_class = CloudAccountSerializer
+    permission_classes = [IsPlatformAdmin]
+    queryset = CloudAccount.objects.order_by("provider", "name")
+
+
+class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Sync runs, newest first; POST queues one now (202)."""
+
+    serializer_class = SyncRunSerializer
+    permission_classes = [IsPlatformAdmin]
+    filterset_fields = ["status", "kind", "account"]
+
+    def get_queryset(self):
+        return SyncRun.objects.select_related("account").order_by("-created_at", "-pk")
+
+    @extend_schema(request=SyncRunInputSerializer, responses={202: SyncRunSerializer})
+    def create(self, request: Request) -> Response:
+        serializer = SyncRunInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        run = sync.sync_run_create(
+            account=data["account"],
+            kind=data["kind"],
+            by=request.user,
+            start=data.get("start"),
+            end=data.get("end"),
+        )
+        run.refresh_from_db()
+        return Response(SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

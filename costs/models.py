@@ -374,6 +374,9 @@ class SyncStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+CLOUD_PROVIDERS = [("aws", "AWS"), ("gcp", "Google Cloud")]
+
+
 class CloudAccount(models.Model):
     """An AWS account or GCP billing account that Capgov reads, and how to reach it.
 
@@ -382,7 +385,7 @@ class CloudAccount(models.Model):
     """
 
     name = models.CharField(max_length=200, unique=True)
-    provider = models.CharField(max_length=8, choices=[("aws", "AWS"), ("gcp", "Google Cloud")])
+    provider = models.CharField(max_length=8, choices=CLOUD_PROVIDERS)
     account_id = models.CharField(
         max_length=64,
         help_text="AWS account id, or the GCP billing account id (XXXXXX-XXXXXX-XXXXXX).",

@@ -8,7 +8,9 @@ from costs.api import (
     BillingImportViewSet,
     BudgetViewSet,
     ChargebackView,
+    CloudAccountViewSet,
     CostRowViewSet,
+    SyncRunViewSet,
 )
 from governance.api.views import (
     ApprovalRequestViewSet,
@@ -38,6 +40,8 @@ router.register("costs", CostRowViewSet, basename="cost")
 router.register("imports", BillingImportViewSet, basename="import")
 router.register("allocation-rules", AllocationRuleViewSet, basename="allocation-rule")
 router.register("budgets", BudgetViewSet, basename="budget")
+router.register("cloud-accounts", CloudAccountViewSet, basename="cloud-account")
+router.register("sync-runs", SyncRunViewSet, basename="sync-run")
 router.register("models", RegisteredModelViewSet, basename="model")
 router.register("model-versions", ModelVersionViewSet, basename="model-version")
 router.register("benchmarks", EfficiencyBenchmarkViewSet, basename="benchmark")

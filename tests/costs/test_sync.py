@@ -176,3 +176,21 @@ def test_sync_run_list_has_no_n_plus_one(account, org, client, django_assert_max
     client.login(username=org.admin.username, password=PASSWORD)
     with django_assert_max_num_queries(10):
         assert client.get("/costs/syncs/").status_code == 200
+
+
+def test_sync_api_queues_runs_for_platform_admins_only(
+    account, org, fake_adapter, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    admin, finance = APIClient(), APIClient()
+    admin.force_authenticate(org.admin)
+    finance.force_authenticate(org.finance)
+    assert finance.get("/api/v1/sync-runs/").status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post("/api/v1/sync-runs/", {"account": account.pk, "kind": "prices"})
+    assert response.status_code == 202
+    [run] = admin.get("/api/v1/sync-runs/?status=succeeded").json()["results"]
+    assert (run["account"], run["rows"]) == ("Prod", 7)
+    accounts = admin.get("/api/v1/cloud-accounts/").json()["results"]
+    assert "aws_role_arn" not in accounts[0]
