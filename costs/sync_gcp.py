@@ -56,8 +56,10 @@ RETRY_MAXIMUM = 30.0
 RETRY_SECONDS = 120.0
 CALL_TIMEOUT = 60.0
 
+# Google OAuth access tokens, and bearer tokens in echoed headers; sync.scrub does the rest.
+_GOOGLE_TOKENS = re.compile(r"(?i)\bya29\.[\w.-]+|(?<=bearer )\S+")
 _BILLING_ACCOUNT_ID = re.compile(r"^[0-9A-Z]{6}-[0-9A-Z]{6}-[0-9A-Z]{6}$")
-# BigQuery answers some throttling as 403 with one of these reasons.
+# BigQuery's error reasons worth retrying; rateLimitExceeded comes as a 403.
 _RETRYABLE_REASONS = {"rateLimitExceeded", "backendError", "internalError", "badGateway"}
 
 
@@ -72,19 +74,24 @@ class _Hints:
     missing: str
 
 
-def _retry():
+def _transient() -> tuple[type[Exception], ...]:
+    """Throttling and the 5xx answers that pass."""
     from google.api_core import exceptions as api
-    from google.api_core import retry
 
-    transient = retry.if_exception_type(
+    return (
         api.TooManyRequests,
         api.InternalServerError,
         api.BadGateway,
         api.ServiceUnavailable,
         api.GatewayTimeout,
     )
+
+
+def _retry():
+    from google.api_core import retry
+
     return retry.Retry(
-        predicate=transient,
+        predicate=retry.if_exception_type(*_transient()),
         initial=RETRY_INITIAL,
         maximum=RETRY_MAXIMUM,
         multiplier=2.0,
@@ -94,12 +101,12 @@ def _retry():
 
 def _bigquery_retries():
     """BigQuery's own predicates (they also know its 403 ``rateLimitExceeded``), our delays."""
-    from google.cloud import bigquery
+    from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
 
-    call = bigquery.DEFAULT_RETRY.with_delay(
+    call = DEFAULT_RETRY.with_delay(
         initial=RETRY_INITIAL, maximum=RETRY_MAXIMUM, multiplier=2.0
     ).with_timeout(RETRY_SECONDS)
-    job = bigquery.DEFAULT_JOB_RETRY.with_delay(
+    job = DEFAULT_JOB_RETRY.with_delay(
         initial=RETRY_INITIAL, maximum=RETRY_MAXIMUM, multiplier=2.0
     ).with_timeout(RETRY_SECONDS)
     return call, job
@@ -108,22 +115,15 @@ def _bigquery_retries():
 def _api_error(exc: Any, doing: str, hints: _Hints) -> SyncError:
     from google.api_core import exceptions as api
 
-    message = " ".join(str(exc.message or type(exc).__name__).split())
+    message = _said(exc)
     errors = getattr(exc, "errors", None) or []
     reason = getattr(exc, "reason", None) or (
         errors[0].get("reason") if errors and isinstance(errors[0], dict) else None
     )
     said = f"{exc.code} {message}" if exc.code else message
-    transient = (
-        api.TooManyRequests,
-        api.InternalServerError,
-        api.BadGateway,
-        api.ServiceUnavailable,
-        api.GatewayTimeout,
-    )
-    if isinstance(exc, transient) or reason in _RETRYABLE_REASONS:
+    if isinstance(exc, _transient()) or reason in _RETRYABLE_REASONS:
         return SyncRetryableError(
-            scrub(f"Google Cloud is throttling or unwell while {doing} ({said}); will try again.")
+            _clean(f"Google Cloud is throttling or unwell while {doing} ({said}); will try again.")
         )
     if isinstance(exc, api.Unauthorized):
         text = (
@@ -138,7 +138,7 @@ def _api_error(exc: Any, doing: str, hints: _Hints) -> SyncError:
         text = f"Google Cloud rejected the request while {doing} ({said}). {hints.missing}"
     else:
         text = f"Google Cloud answered while {doing}: {said}."
-    return SyncError(scrub(text))
+    return SyncError(_clean(text))
 
 
 @contextmanager
@@ -151,20 +151,21 @@ def _google_errors(doing: str, hints: _Hints) -> Iterator[None]:
     try:
         yield
     except api.RetryError as exc:
-        cause = exc.cause if isinstance(exc.cause, api.GoogleAPICallError) else None
-        said = f"{cause.code} {cause.message}" if cause else str(exc)
+        cause: BaseException | None = exc
+        while isinstance(cause, api.RetryError):  # BigQuery nests its call and job retries
+            cause = cause.cause
+        said = (
+            f"{cause.code} {_said(cause)}"
+            if isinstance(cause, api.GoogleAPICallError)
+            else _first_line(exc)
+        )
         raise SyncRetryableError(
-            scrub(f"Google Cloud still refused after retries while {doing} ({said}); will try again.")
+            _clean(
+                f"Google Cloud still refused after retries while {doing} ({said}); will try again."
+            )
         ) from None
     except api.GoogleAPICallError as exc:
         raise _api_error(exc, doing, hints) from None
-    except auth.RefreshError as exc:
-        raise SyncError(
-            scrub(
-                f"Google refused the credentials while {doing} ({_first_line(exc)}). Check "
-                "that the service-account key is current and its account not disabled."
-            )
-        ) from None
     except (
         auth.TransportError,
         requests.exceptions.ConnectionError,
@@ -173,11 +174,35 @@ def _google_errors(doing: str, hints: _Hints) -> Iterator[None]:
         raise SyncRetryableError(
             f"Could not reach Google Cloud while {doing} ({type(exc).__name__}); will try again."
         ) from None
+    except auth.GoogleAuthError as exc:
+        # A 401 makes the client refresh its token; a refused refresh lands here.
+        raise SyncError(
+            _clean(
+                f"Google did not accept the credentials while {doing} ({_first_line(exc)}). "
+                "Check that the service-account key is current and its account not disabled."
+            )
+        ) from None
+
+
+# The REST clients start messages with the request ("GET https://…?pageToken=…: "); the
+# admin needs Google's words, not our URL.
+_REQUEST_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE) \S+: ")
+
+
+def _said(exc: Any) -> str:
+    """Google's message of an API error, on one line, without the request in front."""
+    message = " ".join(str(exc.message or type(exc).__name__).split())
+    return _REQUEST_PREFIX.sub("", message)
+
+
+def _clean(text: str) -> str:
+    """``sync.scrub`` plus the tokens Google uses."""
+    return scrub(_GOOGLE_TOKENS.sub("[redacted]", text))
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return scrub(text[0][:300]) if text else type(exc).__name__
+    return _clean(text[0][:300]) if text else type(exc).__name__
 
 
 def _credentials_source(account: CloudAccount) -> str:
@@ -228,9 +253,7 @@ def _billing_account_id(account: CloudAccount) -> str:
 
 
 @sync_register("gcp", SyncKind.COSTS)
-def gcp_costs_sync(
-    *, account: CloudAccount, window: SyncWindow | None, run: SyncRun
-) -> SyncResult:
+def gcp_costs_sync(*, account: CloudAccount, window: SyncWindow | None, run: SyncRun) -> SyncResult:
     """Re-read each invoice month the window touches from the billing export table, one
     aggregated daily query per month, and import it as a gcp-export file.
 
@@ -250,9 +273,8 @@ def gcp_costs_sync(
             f"{account.name} names no GCP project to run the BigQuery queries in; set it "
             f"(often the project of the export table, {table.split('.')[0]})."
         )
-    window = window or default_window(SyncKind.COSTS, timezone.now().date())
-    assert window is not None  # noqa: S101 - costs always have a default window
-    months = gcp_bigquery.invoice_months(window.start, window.end)
+    span = window or default_window(SyncKind.COSTS, timezone.now().date())
+    months = gcp_bigquery.invoice_months(span.start, span.end) if span else []
     hints = _Hints(
         access=(
             f"Give the service account BigQuery Data Viewer on the dataset of {table} and "
@@ -286,7 +308,9 @@ def gcp_costs_sync(
                 )
                 continue
             record = billing_import(
-                path=export.path, fmt="gcp-export", display_name=f"BigQuery {table} {label}"
+                path=export.path,
+                fmt="gcp-export",
+                display_name=f"BigQuery {label} {table}"[:255],
             )
             if record.status != ImportStatus.SUCCEEDED:
                 done = ", ".join(imported) or "none"
@@ -304,11 +328,13 @@ def gcp_costs_sync(
                 "billed_totals": record.billed_totals,
                 "billing_import": record.pk,
             }
-            expected = {c: f"{v:f}" for c, v in export.net.items()}
+            log.info("gcp costs %s %s: %s rows stored", account.pk, label, record.rows_stored)
+            # The importer and the query must agree on the month's net cost to the digit.
             if {c: Decimal(v) for c, v in record.billed_totals.items()} != export.net:
+                returned = {c: f"{v:f}" for c, v in export.net.items()}
                 detail["warnings"].append(
                     f"{label}: the import stored {record.billed_totals}, "
-                    f"BigQuery returned {expected}."
+                    f"BigQuery returned {returned}."
                 )
     return SyncResult(rows=stored, detail=detail)
 
@@ -376,7 +402,9 @@ MACHINE_SHAPES: dict[str, MachineShape] = {
         for vcpus, gpus in ((4, 1), (8, 1), (12, 1), (16, 1), (24, 2), (32, 1), (48, 4), (96, 8))
     },
     **{
-        f"a2-highgpu-{gpus}g": MachineShape("A2", 12 * gpus, 85 * gpus, gpus, "Nvidia Tesla A100 GPU")
+        f"a2-highgpu-{gpus}g": MachineShape(
+            "A2", 12 * gpus, 85 * gpus, gpus, "Nvidia Tesla A100 GPU"
+        )
         for gpus in (1, 2, 4, 8)
     },
     "a2-megagpu-16g": MachineShape("A2", 96, 1360, 16, "Nvidia Tesla A100 GPU"),
@@ -440,12 +468,12 @@ class SkuOffer:
     unit_price: Decimal
     currency: str
     usage_unit: str
-    effective_from: dt.datetime
+    effective_from: dt.datetime | None
 
 
 def money_decimal(units: int, nanos: int) -> Decimal:
     """google.type.Money as an exact Decimal (units and nanos carry the same sign)."""
-    return Decimal(units) + Decimal(nanos).scaleb(-NANOS)
+    return (Decimal(units) + Decimal(nanos).scaleb(-NANOS)).normalize()
 
 
 def sku_offer(sku: Any) -> SkuOffer | None:
@@ -458,6 +486,7 @@ def sku_offer(sku: Any) -> SkuOffer | None:
         return None
     money = expression.tiered_rates[-1].unit_price
     effective = info.effective_time
+    stamp = effective.timestamp() if effective else 0
     return SkuOffer(
         sku_id=sku.sku_id,
         description=sku.description,
@@ -465,7 +494,7 @@ def sku_offer(sku: Any) -> SkuOffer | None:
         unit_price=money_decimal(money.units, money.nanos),
         currency=money.currency_code,
         usage_unit=expression.usage_unit,
-        effective_from=dt.datetime.fromtimestamp(effective.timestamp(), tz=dt.UTC),
+        effective_from=dt.datetime.fromtimestamp(stamp, tz=dt.UTC) if stamp > 0 else None,
     )
 
 
@@ -638,7 +667,8 @@ def _price_refresh(plan: _Plan, matcher: SkuMatcher, warnings: list[str]) -> dic
         warnings.append(f"{what}: its SKUs are priced in {sorted(currencies)}; not refreshed.")
         return None
     currency = currencies.pop()
-    effective = max(o.effective_from for o in used)
+    # A price the catalog does not date counts from now.
+    effective = max((o.effective_from for o in used if o.effective_from), default=timezone.now())
     outcome = {
         "hardware_profile": str(price.hardware_profile),
         "instance_type": price.instance_type,

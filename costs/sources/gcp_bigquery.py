@@ -11,10 +11,12 @@ summing (BigQuery's advice for money; NUMERIC keeps nine decimals), arrive as de
 strings, and are written as JSON strings, which the importer reads without going through
 binary floats.
 
-Credits are summed per group and credit type: the importer makes each entry of ``credits`` a
-``Credit`` row of its parent line, so the net cost (cost + credits) is kept and the types stay
-readable. They are summed inside each line's group without unnesting them beside the labels,
-which would multiply the rows and count them twice.
+Credits are summed per group and credit (type, name), credits that cancel out are dropped,
+and they come back as the row's repeated ``credits``: the importer makes each entry a
+``Credit`` row of its parent line, so the net cost (cost + credits) is kept, with the
+line's labels, and the types stay readable in the file. Labels are kept as JSON text, never
+unnested beside the credits, which would multiply the rows and count the credits twice.
+``@label_keys`` keeps only the account's cost allocation label keys when it names some.
 
 Pure: no Django, no Google client; the sync adapter runs the query and imports the file.
 """
