@@ -19,7 +19,8 @@ from costs.models import CloudAccount
 def _aws_config() -> Config:
     # Standard mode retries throttling and 5xx with exponential backoff and jitter.
     return Config(
-        retries={"mode": "standard", "max_attempts": settings.CAPGOV_AWS_MAX_ATTEMPTS},
+        # total_max_attempts counts the first try too, as the setting's name says.
+        retries={"mode": "standard", "total_max_attempts": settings.CAPGOV_AWS_MAX_ATTEMPTS},
         connect_timeout=10,
         read_timeout=60,
     )

@@ -43,6 +43,7 @@ from django.utils import timezone
 from costs import allocation, clients, services
 from costs.models import BillingFormat, CloudAccount, ImportStatus, SyncKind, SyncRun
 from costs.sources import aws_cost_explorer as ce
+from costs.sources.reader import maps_as_lists
 from costs.sync import (
     SyncError,
     SyncResult,
@@ -424,16 +425,14 @@ def _combine(paths: list[Path], target: Path, label: str) -> tuple[Path, int]:
     """One file for the period: an import replaces the whole month, so its parts go in together.
 
     CSV parts (plain or gzip) are concatenated under the first part's header; Parquet parts
-    are concatenated by column name. Returns the file and the rows it holds.
+    are concatenated by column name (maps as key/value lists). Returns the file and its rows.
     """
     kinds = {_parquet(p) for p in paths}
     if len(kinds) > 1:
         raise SyncError(f"CUR {label}: the period mixes Parquet and CSV files.")
     if kinds == {True}:
-        if len(paths) == 1:
-            return paths[0], _rows_in(paths[0], parquet=True)
         combined = target.with_suffix(".parquet")
-        frames = [pl.read_parquet(p) for p in paths]
+        frames = [maps_as_lists(pl.read_parquet(p)) for p in paths]
         pl.concat(frames, how="diagonal_relaxed").write_parquet(combined)
         return combined, _rows_in(combined, parquet=True)
     combined = target.with_suffix(".csv")
@@ -720,8 +719,8 @@ def aws_endpoints_sync(
     unknown — never zero.
     """
     now, window = _now_and_window(SyncKind.ENDPOINTS, window)
-    region = account.aws_region or "us-east-1"
     sm = _client(account, "sagemaker")
+    region = sm.meta.region_name or account.aws_region
     endpoints: list[_Endpoint] = []
     with _aws(account, "SageMaker ListEndpoints"):
         names = [

@@ -48,8 +48,21 @@ def _list_json(value: object) -> str:
     return json.dumps(items, default=str)
 
 
+def maps_as_lists(frame: pl.DataFrame) -> pl.DataFrame:
+    """CUR 2.0 Parquet keeps tags, product and cost categories as maps: read them as
+    key/value lists, the shape the tag parser turns into tag text."""
+    maps = {name: dtype for name, dtype in frame.schema.items() if isinstance(dtype, pl.Map)}
+    if not maps:
+        return frame
+    return frame.with_columns(
+        pl.col(name).cast(pl.List(pl.Struct({"key": dtype.key, "value": dtype.value})))
+        for name, dtype in maps.items()
+    )
+
+
 def _flatten(frame: pl.DataFrame) -> pl.DataFrame:
     """Turn nested JSON/Parquet columns into dotted text columns; lists become JSON text."""
+    frame = maps_as_lists(frame)
     while True:
         structs = [c for c, t in frame.schema.items() if isinstance(t, pl.Struct)]
         if not structs:

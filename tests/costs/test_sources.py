@@ -705,3 +705,25 @@ def test_azure_export_matches_only_azure_headers():
     assert azure_export.matches({"billingaccountid", "date", "chargetype", "cost"})
     assert not azure_export.matches({"billingaccountid", "date", "cost"})
     assert not azure_export.matches(azure | {"billedcost"})
+
+
+def test_parquet_map_columns_are_read_as_tag_text(tmp_path):
+    """CUR 2.0 Parquet writes resource_tags as a map column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from costs.sources.reader import read_table
+
+    table = pa.table(
+        {
+            "line_item_unblended_cost": ["1.5"],
+            "resource_tags": pa.array(
+                [[("user_team", "research")]], type=pa.map_(pa.string(), pa.string())
+            ),
+        }
+    )
+    path = tmp_path / "cur2.parquet"
+    pq.write_table(table, path)
+    frame = read_table(path).frame
+    assert "research" in frame["resource_tags"][0]
+    assert "user_team" in frame["resource_tags"][0]

@@ -13,8 +13,8 @@ CALLS = []
 
 
 @pytest.fixture
-def fake_adapter():
-    """A sync that does what the test tells it to."""
+def fake_adapter(monkeypatch):
+    """A sync that does what the test tells it to (the real one is put back after)."""
     behaviour = {"raise": None, "rows": 7}
 
     def adapter(*, account, window, run):
@@ -23,9 +23,8 @@ def fake_adapter():
             raise behaviour["raise"]
         return sync.SyncResult(rows=behaviour["rows"], detail={"days": 3})
 
-    sync.SYNCS[("aws", "prices")] = adapter
+    monkeypatch.setitem(sync.SYNCS, ("aws", "prices"), adapter)
     yield behaviour
-    sync.SYNCS.pop(("aws", "prices"), None)
     CALLS.clear()
 
 
