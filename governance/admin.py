@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 
 from governance import policy as rules
 from governance.choices import RequestKind, Role
@@ -20,6 +21,7 @@ from governance.models import (
     ServiceLevelObjective,
     User,
 )
+from governance.selectors import freezes_in_force
 
 
 class RoleAssignmentInline(admin.TabularInline):
@@ -73,9 +75,52 @@ class DecisionAdmin(admin.ModelAdmin):
 
 @admin.register(DeploymentFreeze)
 class DeploymentFreezeAdmin(admin.ModelAdmin):
-    list_display = ("business_unit", "started_at", "reason", "lifted_at")
-    list_select_related = ("business_unit",)
-    readonly_fields = ("lifted_at", "lifted_by", "lift_reason", "created_by")
+    """A platform admin may freeze a unit here; the freeze goes through the service (so it is
+    a Decision with its author), and is lifted on the Freezes page."""
+
+    list_display = ("business_unit", "started_at", "reason", "created_by", "lifted_at")
+    list_select_related = ("business_unit", "created_by")
+    fields = ("business_unit", "reason")
+
+    def _platform_admin(self, request) -> bool:
+        return request.user.is_active and request.user.has_role(Role.PLATFORM_ADMIN)
+
+    def has_module_permission(self, request):
+        return self._platform_admin(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._platform_admin(request)
+
+    def has_add_permission(self, request):
+        return self._platform_admin(request)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        from governance.services import freeze_start
+
+        saved = freeze_start(business_unit=obj.business_unit, reason=obj.reason, by=request.user)
+        for field in obj._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        class FreezeForm(form):
+            def clean(self):
+                data = super().clean()
+                unit = data.get("business_unit")
+                if not request.user.has_role(Role.PLATFORM_ADMIN):
+                    raise ValidationError("Only a platform admin can freeze a business unit.")
+                if unit is not None and freezes_in_force(business_unit_ids=[unit.pk]):
+                    raise ValidationError(f"{unit.name} is already under a deployment freeze.")
+                return data
+
+        return FreezeForm
 
 
 class PolicyStepInline(admin.TabularInline):

@@ -7,10 +7,15 @@ from decimal import Decimal
 from django import forms
 from django.db.models import QuerySet
 
+from governance import policy as rules
 from governance.choices import RequestKind
 from governance.models import ApprovalRequest, BusinessUnit
-
-COMMENT_MAX = 4000
+from governance.services.approvals import (
+    COMMENT_MAX,
+    MAX_ACCELERATOR_COUNT,
+    MAX_DURATION_HOURS,
+    MAX_ESTIMATED_COST,
+)
 
 
 class ApprovalRequestForm(forms.Form):
@@ -21,18 +26,20 @@ class ApprovalRequestForm(forms.Form):
         max_digits=22,
         decimal_places=2,
         min_value=Decimal(0),
+        max_value=MAX_ESTIMATED_COST,
         label="Estimated cost",
         help_text="What the operation will cost in total.",
     )
     currency = forms.CharField(max_length=3, min_length=3, initial="USD")
     accelerator = forms.CharField(max_length=100, required=False, help_text="e.g. H100")
     accelerator_count = forms.IntegerField(
-        min_value=0, max_value=1_000_000, initial=0, label="Accelerators"
+        min_value=0, max_value=MAX_ACCELERATOR_COUNT, initial=0, label="Accelerators"
     )
     duration_hours = forms.DecimalField(
         max_digits=10,
         decimal_places=2,
         min_value=Decimal(0),
+        max_value=Decimal(MAX_DURATION_HOURS),
         initial=0,
         label="Duration (hours)",
     )
@@ -71,9 +78,11 @@ class ApprovalRequestForm(forms.Form):
         return cls(data=data, initial=initial, units=units, fixed=request.status != "draft")
 
     def clean_currency(self) -> str:
-        currency = self.cleaned_data["currency"].strip().upper()
-        if not currency.isalpha():
-            raise forms.ValidationError("A three-letter code such as USD.")
+        currency = rules.currency_code_parse(self.cleaned_data["currency"])
+        if currency is None:
+            raise forms.ValidationError(
+                "A three-letter ISO 4217 code such as USD, EUR or GBP (letters A-Z only)."
+            )
         return currency
 
 

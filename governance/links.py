@@ -60,9 +60,12 @@ def approval_token_make(*, link_id: uuid.UUID, action: str) -> str:
 def approval_token_read(token: str) -> ApprovalLinkToken:
     """The link and action a token names; ``LinkTamperedError`` if it is not genuine."""
     payload = token_read(salt=APPROVAL_LINK_SALT, token=token)
+    link_id, code = payload.get("l"), payload.get("a")
+    # A genuine signature over a payload of the wrong shape (another version's tokens, or a
+    # key that leaked) is still not a link: only strings, a UUID and a known action code.
+    if not isinstance(link_id, str) or not isinstance(code, str) or code not in _CODE_ACTIONS:
+        raise LinkTamperedError("The token does not name a link and an action.")
     try:
-        return ApprovalLinkToken(
-            link_id=uuid.UUID(payload["l"]), action=_CODE_ACTIONS[payload["a"]]
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+        return ApprovalLinkToken(link_id=uuid.UUID(link_id), action=_CODE_ACTIONS[code])
+    except ValueError as exc:
         raise LinkTamperedError("The token does not name a link and an action.") from exc

@@ -70,16 +70,51 @@ class StepPlan:
     active: bool
 
 
+# How a request fares against one threshold of a policy.
+MET = "met"
+BELOW = "below"
+# The request's currency is not the policy's: with no exchange rate to compare by, the
+# threshold counts as met (fail closed), so choosing a currency cannot dodge a policy.
+OTHER_CURRENCY = "other_currency"
+COST = "cost"
+GPU_HOURS = "gpu_hours"
+
+
+@dataclass(frozen=True)
+class ThresholdCheck:
+    """One threshold of one policy whose kind and business-unit conditions hold."""
+
+    policy: PolicyRule
+    measure: str  # COST or GPU_HOURS
+    threshold: Decimal
+    outcome: str  # MET, BELOW or OTHER_CURRENCY
+
+    @property
+    def counts_as_met(self) -> bool:
+        return self.outcome in (MET, OTHER_CURRENCY)
+
+
 @dataclass(frozen=True)
 class Plan:
     policy: PolicyRule | None
     steps: tuple[StepPlan, ...] = field(default=())
     mode: str = SEQUENTIAL
     escalation_path: tuple[str, ...] = DEFAULT_ESCALATION_PATH
+    # Every threshold looked at, of every active policy that covers the kind and unit.
+    checks: tuple[ThresholdCheck, ...] = field(default=())
 
     @property
     def needs_approval(self) -> bool:
         return bool(self.steps)
+
+    @property
+    def currency_fail_closed(self) -> tuple[ThresholdCheck, ...]:
+        """The chosen policy's cost thresholds that count as met only for want of a rate."""
+        if self.policy is None:
+            return ()
+        return tuple(
+            c for c in self.checks if c.policy == self.policy and c.outcome == OTHER_CURRENCY
+        )
 
 
 # Used when no policy of the organisation covers a budget exception (see ``plan_for``).
@@ -92,23 +127,69 @@ BUDGET_EXCEPTION_FALLBACK = PolicyRule(
 )
 
 
-def policy_applies(policy: PolicyRule, facts: RequestFacts) -> bool:
-    """All of the policy's conditions hold for the request.
+def currency_code_valid(code: str) -> bool:
+    """An ISO 4217 shaped code: exactly three ASCII capital letters (``USD``)."""
+    return isinstance(code, str) and len(code) == 3 and all("A" <= c <= "Z" for c in code)
 
-    A cost threshold compares amounts in one currency only: a request in another currency
-    does not meet it (there is no exchange rate here to pretend with).
+
+def currency_code_parse(value: object) -> str | None:
+    """``" usd "`` -> ``"USD"``; None unless it is three ASCII letters as typed.
+
+    Checked before upper-casing: the dotless i upper-cases to ``"I"`` and ``"ß"`` to ``"SS"``,
+    so a non-ASCII code could otherwise turn into a valid-looking one.
     """
+    if not isinstance(value, str):
+        return None
+    code = value.strip()
+    if len(code) != 3 or not all("A" <= c <= "Z" or "a" <= c <= "z" for c in code):
+        return None
+    return code.upper()
+
+
+def _covers(policy: PolicyRule, facts: RequestFacts) -> bool:
+    """The policy is active and its kind and business-unit conditions hold."""
     if not policy.is_active:
         return False
     if policy.kinds and facts.kind not in policy.kinds:
         return False
-    if policy.business_unit_ids and facts.business_unit_id not in policy.business_unit_ids:
+    return not (policy.business_unit_ids and facts.business_unit_id not in policy.business_unit_ids)
+
+
+def cost_outcome(policy: PolicyRule, facts: RequestFacts) -> str | None:
+    """MET, BELOW or OTHER_CURRENCY against the policy's cost threshold; None without one.
+
+    A cost threshold compares amounts in one currency only. A request in another currency
+    is treated as above it: there is no exchange rate here, and guessing low would let a
+    requester pick a currency to fall through to "no policy applies".
+    """
+    if policy.min_cost is None:
+        return None
+    if facts.currency.upper() != policy.currency.upper():
+        return OTHER_CURRENCY
+    return MET if facts.estimated_cost >= policy.min_cost else BELOW
+
+
+def policy_checks(policy: PolicyRule, facts: RequestFacts) -> tuple[ThresholdCheck, ...]:
+    """The policy's thresholds and how the request fares; () if it does not cover the kind
+    and unit (or has no thresholds)."""
+    if not _covers(policy, facts):
+        return ()
+    checks = []
+    cost = cost_outcome(policy, facts)
+    if cost is not None:
+        checks.append(ThresholdCheck(policy, COST, policy.min_cost, cost))
+    if policy.min_gpu_hours is not None:
+        outcome = MET if facts.gpu_hours >= policy.min_gpu_hours else BELOW
+        checks.append(ThresholdCheck(policy, GPU_HOURS, policy.min_gpu_hours, outcome))
+    return tuple(checks)
+
+
+def policy_applies(policy: PolicyRule, facts: RequestFacts) -> bool:
+    """All of the policy's conditions hold for the request (see ``cost_outcome`` for a
+    request in another currency than the policy's cost threshold)."""
+    if not _covers(policy, facts):
         return False
-    if policy.min_cost is not None and (
-        facts.currency.upper() != policy.currency.upper() or facts.estimated_cost < policy.min_cost
-    ):
-        return False
-    return policy.min_gpu_hours is None or facts.gpu_hours >= policy.min_gpu_hours
+    return all(c.counts_as_met for c in policy_checks(policy, facts))
 
 
 def policy_choose(policies: Iterable[PolicyRule], facts: RequestFacts) -> PolicyRule | None:
@@ -139,17 +220,21 @@ def plan_for(policies: Iterable[PolicyRule], facts: RequestFacts) -> Plan:
 
     A budget exception lifts a deployment freeze when it is approved, so it is never
     approved without anyone looking: when no policy covers it, the built-in one applies.
+    The plan also carries every threshold checked, so the history can say why.
     """
+    policies = list(policies)
+    checks = tuple(c for p in policies for c in policy_checks(p, facts))
     policy = policy_choose(policies, facts)
     if policy is None and facts.kind == BUDGET_EXCEPTION:
         policy = BUDGET_EXCEPTION_FALLBACK
     if policy is None:
-        return Plan(policy=None)
+        return Plan(policy=None, checks=checks)
     return Plan(
         policy=policy,
         steps=steps_plan(policy.steps, mode=policy.mode),
         mode=policy.mode,
         escalation_path=tuple(policy.escalation_path) or DEFAULT_ESCALATION_PATH,
+        checks=checks,
     )
 
 
@@ -179,3 +264,23 @@ def next_active_orders(steps: Sequence[tuple[int, str]], *, mode: str) -> list[i
         return []
     waiting = sorted(order for order, status in steps if status == "waiting")
     return waiting[:1]
+
+
+def signin_required(
+    *, threshold: Decimal | None, threshold_currency: str, amount: Decimal, currency: str
+) -> bool:
+    """An e-mailed link alone may not confirm: the estimate is above ``threshold``.
+
+    The threshold is an amount in ``threshold_currency``; an estimate in any other currency
+    cannot be compared without a rate, so it needs the sign-in (fail closed).
+    """
+    if threshold is None:
+        return False
+    if currency.upper() != threshold_currency.upper():
+        return True
+    return amount > threshold
+
+
+def escalation_entries_reached(path: Sequence[str], level: int) -> tuple[str, ...]:
+    """The entries of an escalation path a step has been escalated along so far."""
+    return tuple(path[: max(level, 0)])

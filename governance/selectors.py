@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import F, Prefetch, Q, QuerySet
 
+from governance import policy as rules
 from governance.choices import BOARD_ROLES, RequestStatus, Role, StepStatus
 from governance.models import (
     ApprovalEvent,
@@ -139,11 +140,42 @@ def approval_request_detail(*, user: User | AnonymousUser | None) -> QuerySet[Ap
     return _approval_requests_scoped(requests, user)
 
 
+def approval_escalation_entries(*, step: ApprovalStep) -> tuple[str, ...]:
+    """The entries of the request's escalation path this step has been escalated along."""
+    request = step.request
+    path = list(request.escalation_path or rules.DEFAULT_ESCALATION_PATH)
+    return rules.escalation_entries_reached(path, step.escalation_level)
+
+
+def approval_escalation_entry_held(*, entry: str, step: ApprovalStep, user: User) -> bool:
+    """``user`` is (still) someone that escalation entry asks: the unit's owner for
+    ``bu_owner``, a holder of the role for ``role:<role>``."""
+    if entry == rules.BU_OWNER:
+        return step.request.business_unit.owner_id == user.pk
+    if entry.startswith(rules.ROLE_PREFIX):
+        return user.has_role(entry.removeprefix(rules.ROLE_PREFIX))
+    return False
+
+
+def approval_escalation_reason_holds(*, step: ApprovalStep, user: User) -> bool:
+    """``user`` still holds what an escalation of this step asked them for."""
+    return any(
+        approval_escalation_entry_held(entry=entry, step=step, user=user)
+        for entry in approval_escalation_entries(step=step)
+    )
+
+
 def approval_step_eligible(*, step: ApprovalStep, user: User) -> bool:
-    """``user`` may vote on this step: they hold its role or were asked by an escalation."""
+    """``user`` may vote on this step now: an active account holding the step's role, or one
+    an escalation asked that still holds the reason it was asked (still the unit's owner,
+    still holding the role). A deactivated account never votes, with a link or without."""
+    if not user.is_active:
+        return False
     if user.has_role(step.role):
         return True
-    return ApprovalLink.objects.filter(step=step, approver=user, escalated=True).exists()
+    if not ApprovalLink.objects.filter(step=step, approver=user, escalated=True).exists():
+        return False
+    return approval_escalation_reason_holds(step=step, user=user)
 
 
 def approval_steps_votable(*, request: ApprovalRequest, user: User) -> list[ApprovalStep]:
@@ -151,6 +183,7 @@ def approval_steps_votable(*, request: ApprovalRequest, user: User) -> list[Appr
     requester, none where they already voted)."""
     if (
         not user.is_authenticated
+        or not user.is_active
         or request.status != RequestStatus.PENDING
         or request.requested_by_id == user.pk
     ):
@@ -168,15 +201,37 @@ def approval_steps_votable(*, request: ApprovalRequest, user: User) -> list[Appr
             "step_id", flat=True
         )
     )
-    return [s for s in active if s.pk not in voted and (user.has_role(s.role) or s.pk in escalated)]
+    for s in active:
+        s.request = request
+    return [
+        s
+        for s in active
+        if s.pk not in voted
+        and (
+            user.has_role(s.role)
+            or (s.pk in escalated and approval_escalation_reason_holds(step=s, user=user))
+        )
+    ]
 
 
 def approval_steps_waiting_for(*, user: User) -> QuerySet[ApprovalStep]:
     """Open steps of pending requests that wait for ``user``'s vote."""
+    open_steps = ApprovalStep.objects.filter(
+        status=StepStatus.ACTIVE, request__status=RequestStatus.PENDING
+    )
+    if not user.is_active:
+        return open_steps.none()
     roles = set(Role.values) if user.is_superuser else set(user.role_set)
+    escalated = [
+        step.pk
+        for step in open_steps.filter(links__approver=user, links__escalated=True)
+        .exclude(role__in=roles)
+        .select_related("request__business_unit")
+        .distinct()
+        if approval_escalation_reason_holds(step=step, user=user)
+    ]
     return (
-        ApprovalStep.objects.filter(status=StepStatus.ACTIVE, request__status=RequestStatus.PENDING)
-        .filter(Q(role__in=roles) | Q(links__approver=user, links__escalated=True))
+        open_steps.filter(Q(role__in=roles) | Q(pk__in=escalated))
         .exclude(votes__approver=user)
         .exclude(request__requested_by=user)
     )

@@ -273,6 +273,10 @@ CAPGOV_BASE_URL = env_str("CAPGOV_BASE_URL", "http://127.0.0.1:8000")
 # above which the approver must be signed in to confirm; empty = never.
 CAPGOV_APPROVAL_LINK_HOURS = env_int("CAPGOV_APPROVAL_LINK_HOURS", 72)
 CAPGOV_APPROVAL_SIGNIN_ABOVE = env_decimal("CAPGOV_APPROVAL_SIGNIN_ABOVE", None)
+# The currency of that amount (a request in another currency always asks for a sign-in), and
+# how recent the approver's sign-in must be.
+CAPGOV_APPROVAL_SIGNIN_CURRENCY = env_str("CAPGOV_APPROVAL_SIGNIN_CURRENCY", "USD")
+CAPGOV_APPROVAL_SIGNIN_MAX_AGE_MINUTES = env_int("CAPGOV_APPROVAL_SIGNIN_MAX_AGE_MINUTES", 15)
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -40,6 +40,7 @@ from governance.forms import (
     VoteForm,
 )
 from governance.models import ApprovalRequest, BusinessUnit, User
+from governance.services import approvals as approval_services
 from governance.services.approvals import SignInRequiredError
 
 PAGE_SIZE = 25
@@ -53,6 +54,7 @@ LINK_STATUS = {
     "closed": 409,
     "decided": 409,
     "expired": 410,
+    "revoked": 403,
 }
 
 
@@ -258,6 +260,13 @@ def request_update(request: HttpRequest, pk: int) -> HttpResponse:
                 if approval.status == RequestStatus.PENDING
                 else ""
             )
+            if approval.events.filter(
+                kind="votes_reset", data__revision=approval.revision
+            ).exists():
+                note = (
+                    " The estimate changed, so the votes cast so far no longer count: approval "
+                    "starts again from the first step, with new links."
+                )
             messages.success(request, f"Saved as revision {approval.revision}.{note}")
             return redirect(approval)
     return render(
@@ -341,8 +350,15 @@ def approval_link(request: HttpRequest, token: str) -> HttpResponse:
     approval = link.step.request
     user = request.user
     signed_in_as_other = user.is_authenticated and user.pk != link.approver_id
-    needs_signin = services.approval_link_needs_signin(link=link) and not (
-        user.is_authenticated and user.pk == link.approver_id
+    signed_in_as_approver = user.is_authenticated and user.pk == link.approver_id
+    signed_in_at = (
+        approval_services.session_signed_in_at(request.session) if signed_in_as_approver else None
+    )
+    # Above the threshold (or in another currency than it) a link confirms only with a
+    # fresh sign-in as its approver.
+    signin_reason = approval_services.approval_signin_reason(request=approval)
+    needs_signin = bool(signin_reason) and not (
+        signed_in_as_approver and approval_services.approval_signin_fresh(signed_in_at=signed_in_at)
     )
     form = LinkConfirmForm(
         request.POST if request.method == "POST" else None, reject=not check.approve
@@ -357,6 +373,7 @@ def approval_link(request: HttpRequest, token: str) -> HttpResponse:
                     token=token,
                     comment=form.cleaned_data["comment"],
                     signed_in=user if user.is_authenticated else None,
+                    signed_in_at=signed_in_at,
                 )
             except SignInRequiredError:
                 return redirect_to_login(request.get_full_path())
@@ -388,6 +405,9 @@ def approval_link(request: HttpRequest, token: str) -> HttpResponse:
             "form": form,
             "error": error,
             "needs_signin": needs_signin,
+            "signin_reason": signin_reason,
+            "signin_stale": needs_signin and signed_in_as_approver,
+            "signin_max_age": approval_services.approval_signin_max_age_minutes(),
             "signed_in_as_other": signed_in_as_other,
             "login_url": f"{reverse('login')}?{urlencode({'next': request.path})}",
         },

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from governance import policy as rules
 from governance.choices import RequestKind
 from governance.models import (
     ApprovalEvent,
@@ -12,6 +13,12 @@ from governance.models import (
     Decision,
     DeploymentFreeze,
     ServiceLevelObjective,
+)
+from governance.services.approvals import (
+    COMMENT_MAX,
+    MAX_ACCELERATOR_COUNT,
+    MAX_DURATION_HOURS,
+    MAX_ESTIMATED_COST,
 )
 
 
@@ -122,6 +129,39 @@ class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
         read_only_fields = fields
 
 
+def _currency_validate(value: str) -> str:
+    currency = rules.currency_code_parse(value)
+    if currency is None:
+        raise serializers.ValidationError(
+            "A three-letter ISO 4217 code such as USD, EUR or GBP (letters A-Z only)."
+        )
+    return currency
+
+
+def _cost_field(**kwargs) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=22,
+        decimal_places=2,
+        min_value=Decimal(0),
+        max_value=MAX_ESTIMATED_COST,
+        **kwargs,
+    )
+
+
+def _count_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=0, max_value=MAX_ACCELERATOR_COUNT, **kwargs)
+
+
+def _hours_field(**kwargs) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        min_value=Decimal(0),
+        max_value=Decimal(MAX_DURATION_HOURS),
+        **kwargs,
+    )
+
+
 class ApprovalRequestInputSerializer(serializers.Serializer):
     """What a requester files; ``submit: true`` sends it for approval at once."""
 
@@ -131,21 +171,26 @@ class ApprovalRequestInputSerializer(serializers.Serializer):
     business_unit = serializers.SlugRelatedField(
         slug_field="code", queryset=BusinessUnit.objects.all()
     )
-    estimated_cost = serializers.DecimalField(max_digits=22, decimal_places=2, min_value=Decimal(0))
+    estimated_cost = _cost_field()
     currency = serializers.CharField(min_length=3, max_length=3, default="USD")
     accelerator = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default=""
     )
-    accelerator_count = serializers.IntegerField(min_value=0, default=0)
-    duration_hours = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=Decimal(0), default=Decimal(0)
-    )
+    accelerator_count = _count_field(default=0)
+    duration_hours = _hours_field(default=Decimal(0))
     needed_by = serializers.DateTimeField(required=False, allow_null=True, default=None)
     submit = serializers.BooleanField(default=False, help_text="Submit for approval at once.")
 
+    def validate_currency(self, value: str) -> str:
+        return _currency_validate(value)
+
 
 class ApprovalRequestUpdateSerializer(serializers.Serializer):
-    """Fields to change; each edit is a new revision and supersedes the links sent."""
+    """Fields to change; each edit is a new revision and supersedes the links sent.
+
+    Changing the estimate (cost, currency, accelerator, count or duration) of a pending
+    request after anyone voted discards the votes: approval starts again from the first step.
+    """
 
     kind = serializers.ChoiceField(choices=RequestKind.choices, required=False)
     title = serializers.CharField(max_length=300, required=False)
@@ -153,16 +198,15 @@ class ApprovalRequestUpdateSerializer(serializers.Serializer):
     business_unit = serializers.SlugRelatedField(
         slug_field="code", queryset=BusinessUnit.objects.all(), required=False
     )
-    estimated_cost = serializers.DecimalField(
-        max_digits=22, decimal_places=2, min_value=Decimal(0), required=False
-    )
+    estimated_cost = _cost_field(required=False)
     currency = serializers.CharField(min_length=3, max_length=3, required=False)
     accelerator = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    accelerator_count = serializers.IntegerField(min_value=0, required=False)
-    duration_hours = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=Decimal(0), required=False
-    )
+    accelerator_count = _count_field(required=False)
+    duration_hours = _hours_field(required=False)
     needed_by = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_currency(self, value: str) -> str:
+        return _currency_validate(value)
 
 
 class ApprovalVoteInputSerializer(serializers.Serializer):
@@ -170,11 +214,15 @@ class ApprovalVoteInputSerializer(serializers.Serializer):
         required=False,
         help_text="The step's id; leave out to vote on the open step you may vote on.",
     )
-    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=COMMENT_MAX
+    )
 
 
 class ReasonInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=COMMENT_MAX
+    )
 
 
 # --- decisions and freezes ----------------------------------------------------------------

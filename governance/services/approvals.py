@@ -15,7 +15,9 @@ from typing import Any
 
 import yaml
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
 from django.db import models, transaction
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 
@@ -46,6 +48,7 @@ from governance.models import (
 )
 from governance.selectors import (
     TIMES,
+    approval_escalation_entries,
     approval_request_summary,
     approval_step_approvers,
     approval_step_eligible,
@@ -69,6 +72,19 @@ EDITABLE_FIELDS = (
 )
 # Once submitted these decide the policy and the scope; change them by filing anew.
 FIXED_WHEN_PENDING = ("kind", "business_unit")
+# What the approvers judged: changing any of these after a vote discards the votes.
+ESTIMATE_FIELDS = (
+    "estimated_cost",
+    "currency",
+    "accelerator",
+    "accelerator_count",
+    "duration_hours",
+)
+# Bounds on what a request may claim (the form, the API and the service say the same).
+MAX_ESTIMATED_COST = Decimal(10) ** 15
+MAX_ACCELERATOR_COUNT = 1_000_000
+MAX_DURATION_HOURS = 100_000
+COMMENT_MAX = 4000
 
 
 def _when(value: dt.datetime) -> str:
@@ -103,6 +119,19 @@ def freeze_message(freeze: DeploymentFreeze) -> str:
         f"{freeze.business_unit.name} is under a deployment freeze since "
         f"{freeze.started_at:%Y-%m-%d %H:%M} UTC: {freeze.reason}"
     )
+
+
+# The reasons ``costs`` gives the freezes it starts on a budget breach begin with this.
+BUDGET_FREEZE_REASON_PREFIX = "Budget "
+
+
+def freeze_from_budget(freeze: DeploymentFreeze) -> bool:
+    """The system started this freeze on a budget breach (so a budget exception may lift it).
+
+    A freeze a person imposed (a platform admin, for an incident, say) has ``created_by``
+    set; only one started by the system, with a budget's reason, is a budget's.
+    """
+    return freeze.created_by_id is None and freeze.reason.startswith(BUDGET_FREEZE_REASON_PREFIX)
 
 
 def _freeze_refuse(request: ApprovalRequest, *, what: str) -> None:
@@ -165,6 +194,49 @@ def _facts(request: ApprovalRequest) -> rules.RequestFacts:
 def approval_plan(*, request: ApprovalRequest) -> rules.Plan:
     """The policy and steps that would apply to ``request`` now (nothing is written)."""
     return rules.plan_for(_policy_rules(), _facts(request))
+
+
+def _check_text(request: ApprovalRequest, check: rules.ThresholdCheck) -> str:
+    name = check.policy.name
+    if check.measure == rules.COST:
+        limit = money_text(check.threshold, check.policy.currency)
+        estimate = money_text(request.estimated_cost, request.currency)
+        if check.outcome == rules.OTHER_CURRENCY:
+            return (
+                f"{name}: cost from {limit}; est. {estimate} is in another currency, so it "
+                "counts as above (no exchange rate)"
+            )
+        return f"{name}: cost from {limit}, est. {estimate} is " + (
+            "above" if check.outcome == rules.MET else "below"
+        )
+    limit = f"{check.threshold.normalize():f}"
+    hours = f"{Decimal(request.gpu_hours).normalize():f}"
+    return f"{name}: from {limit} GPU-hours, the request's {hours} are " + (
+        "above" if check.outcome == rules.MET else "below"
+    )
+
+
+def _checks_text(request: ApprovalRequest, plan: rules.Plan) -> str:
+    """Which thresholds were checked, in words, for the history."""
+    if not plan.checks:
+        return (
+            f"no active policy with a threshold covers a {request.get_kind_display().lower()} "
+            f"for {request.business_unit.name}"
+        )
+    return "thresholds checked: " + "; ".join(_check_text(request, c) for c in plan.checks)
+
+
+def _checks_data(plan: rules.Plan) -> list[dict[str, str]]:
+    return [
+        {
+            "policy": c.policy.name,
+            "measure": c.measure,
+            "threshold": f"{c.threshold:f}",
+            "currency": c.policy.currency if c.measure == rules.COST else "",
+            "outcome": c.outcome,
+        }
+        for c in plan.checks
+    ]
 
 
 @dataclass(frozen=True)
@@ -254,9 +326,9 @@ def _policy_parse(item: Any, *, where: str, file_name: str, units: dict[str, Bus
         rules.escalation_target_valid(str(e), Role.values) for e in path
     ):
         raise fail("escalation_path lists bu_owner or role:<role>, e.g. [bu_owner, role:finance]")
-    currency = str(item.get("currency", "USD")).strip().upper()
-    if len(currency) != 3 or not currency.isalpha():
-        raise fail("currency is a three-letter code such as USD")
+    currency = rules.currency_code_parse(str(item.get("currency", "USD")))
+    if currency is None:
+        raise fail("currency is a three-letter ISO 4217 code such as USD (letters A-Z only)")
     steps = item.get("steps")
     if not isinstance(steps, list) or not steps:
         raise fail("needs at least one step, e.g. steps: [{role: approver}]")
@@ -372,6 +444,17 @@ def _may_file(by: User, business_unit: BusinessUnit) -> None:
     )
 
 
+def currency_clean(value: Any) -> str:
+    """An ISO 4217 shaped code (three ASCII letters, upper-cased), or ``DomainError``."""
+    currency = rules.currency_code_parse(value)
+    if currency is None:
+        raise DomainError(
+            f"The currency {str(value).strip()[:10]!r} is not a three-letter ISO 4217 code "
+            "such as USD, EUR or GBP (letters A-Z only)."
+        )
+    return currency
+
+
 def _clean(values: dict[str, Any], *, now: dt.datetime) -> dict[str, Any]:
     """Validate a request's fields; the messages name the field and the fix."""
     if values["kind"] not in RequestKind.values:
@@ -385,20 +468,26 @@ def _clean(values: dict[str, Any], *, now: dt.datetime) -> dict[str, Any]:
         raise DomainError("The estimated cost is an amount such as 23000.00.") from exc
     if not cost.is_finite() or cost < 0 or cost.as_tuple().exponent < -2:
         raise DomainError("The estimated cost is a positive amount with at most two decimals.")
+    if cost > MAX_ESTIMATED_COST:
+        raise DomainError(
+            f"The estimated cost is at most {MAX_ESTIMATED_COST:,}; check the amount (it is the "
+            "whole operation's cost, not in cents)."
+        )
     values["estimated_cost"] = cost
-    currency = str(values["currency"]).strip().upper()
-    if len(currency) != 3 or not currency.isalpha():
-        raise DomainError("The currency is a three-letter code such as USD.")
-    values["currency"] = currency
+    values["currency"] = currency_clean(values["currency"])
     count = values["accelerator_count"]
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise DomainError("The accelerator count is a whole number, 0 or more.")
+    if count > MAX_ACCELERATOR_COUNT:
+        raise DomainError(f"The accelerator count is at most {MAX_ACCELERATOR_COUNT:,}.")
     try:
         hours = Decimal(str(values["duration_hours"]))
     except InvalidOperation as exc:
         raise DomainError("The duration is a number of hours such as 72.") from exc
     if not hours.is_finite() or hours < 0 or hours.as_tuple().exponent < -2:
         raise DomainError("The duration is a positive number of hours, at most two decimals.")
+    if hours > MAX_DURATION_HOURS:
+        raise DomainError(f"The duration is at most {MAX_DURATION_HOURS:,} hours.")
     if count and not hours:
         raise DomainError("Say for how many hours the accelerators are needed.")
     values["duration_hours"] = hours
@@ -501,8 +590,11 @@ def approval_request_update(
     """Edit a draft or pending request. Each edit is a new revision: every link sent so far
     stops working and the approvers of the open steps get new ones.
 
-    A pending request keeps its steps and the votes already cast, so an edit that would put
-    it under a different policy is refused: withdraw it and file a new one.
+    A pending request keeps its steps, so an edit that would put it under a different
+    policy is refused: withdraw it and file a new one. An edit of the estimate (cost,
+    currency, accelerator, count or duration) after anyone voted discards every vote and
+    starts the approval again from the first step (see ``_votes_reset``): nobody's
+    approval of one estimate counts for another.
     """
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
@@ -541,6 +633,12 @@ def approval_request_update(
                     f"{request.policy or 'the built-in budget exception policy'}; withdraw it "
                     "and file a new one."
                 )
+        estimate_changed = [f for f in ESTIMATE_FIELDS if f in diff]
+        reset = (
+            pending
+            and bool(estimate_changed)
+            and ApprovalVote.objects.filter(step__request=request).exists()
+        )
         request.revision += 1
         request.save()
         superseded = _links_supersede(request, now=now)
@@ -556,10 +654,66 @@ def approval_request_update(
             changes={f: [_display(a), _display(b)] for f, (a, b) in diff.items()},
             links_superseded=superseded,
         )
-        if pending:
+        if reset:
+            _votes_reset(request, by=by, fields=estimate_changed, now=now)
+        elif pending:
             for step in request.steps.filter(status=StepStatus.ACTIVE).order_by("order"):
                 _links_resend(request, step, now=now)
     return request
+
+
+def _votes_reset(
+    request: ApprovalRequest, *, by: User, fields: list[str], now: dt.datetime
+) -> None:
+    """The estimate the approvers judged has changed: their votes no longer stand.
+
+    Every vote is discarded (the history keeps them, here and in the vote events), every
+    step goes back to waiting with its escalation undone, and approval starts again from
+    the first step (every step, in parallel), with new links for the new revision.
+    """
+    votes = list(
+        ApprovalVote.objects.filter(step__request=request)
+        .select_related("approver", "step")
+        .order_by("step__order", "at", "pk")
+    )
+    discarded = [
+        {
+            "step": v.step.order,
+            "approver": v.approver.username,
+            "approve": v.approve,
+            "at": v.at.isoformat(),
+            "via": v.via,
+        }
+        for v in votes
+    ]
+    ApprovalVote.objects.filter(pk__in=[v.pk for v in votes]).delete()
+    request.steps.update(
+        status=StepStatus.WAITING,
+        activated_at=None,
+        due_at=None,
+        escalation_level=0,
+        escalated_at=None,
+        decided_at=None,
+    )
+    steps = list(request.steps.order_by("order"))
+    what = ", ".join(f.replace("_", " ") for f in fields)
+    who = "; ".join(
+        f"{v.approver} {'approved' if v.approve else 'rejected'} step {v.step.order}" for v in votes
+    )
+    start = "every step" if request.mode == StepMode.PARALLEL else f"step {steps[0].order}"
+    _event(
+        request,
+        kind="votes_reset",
+        text=f"Votes reset because the estimate changed ({what}): {len(votes)} vote(s) no "
+        f"longer count ({who}). Approval starts again from {start}.",
+        at=now,
+        actor=by,
+        revision=request.revision,
+        discarded=discarded,
+    )
+    opening = steps if request.mode == StepMode.PARALLEL else steps[:1]
+    for step in opening:
+        _step_activate(request, step, now=now)
 
 
 def approval_request_submit(*, request: ApprovalRequest, by: User) -> ApprovalRequest:
@@ -590,6 +744,7 @@ def approval_request_submit(*, request: ApprovalRequest, by: User) -> ApprovalRe
         request.policy_id = plan.policy.id if plan.policy else None
         request.mode = plan.mode
         request.escalation_path = list(plan.escalation_path)
+        checked = _checks_text(request, plan)
         if not plan.needs_approval:
             request.status = RequestStatus.APPROVED
             request.decided_at = now
@@ -602,9 +757,11 @@ def approval_request_submit(*, request: ApprovalRequest, by: User) -> ApprovalRe
             _event(
                 request,
                 kind="approved",
-                text=f"{by} submitted the request. {why}: it is approved without approvers.",
+                text=f"{by} submitted the request. {why} ({checked}): it is approved without "
+                "approvers.",
                 at=now,
                 actor=by,
+                checks=_checks_data(plan),
             )
             return request
         request.save()
@@ -623,13 +780,22 @@ def approval_request_submit(*, request: ApprovalRequest, by: User) -> ApprovalRe
             for s in plan.steps
         )
         mode = "one after another" if plan.mode == StepMode.SEQUENTIAL else "all at once"
+        text = f"{by} submitted the request under {plan.policy.name} ({described}; {mode})."
+        for check in plan.currency_fail_closed:
+            text += (
+                f" The estimate is in {request.currency} but the policy's cost threshold "
+                f"({money_text(check.threshold, check.policy.currency)}) is in "
+                f"{check.policy.currency.upper()}: with no exchange rate to compare by, it "
+                "counts as above the threshold."
+            )
         _event(
             request,
             kind="submitted",
-            text=f"{by} submitted the request under {plan.policy.name} ({described}; {mode}).",
+            text=text,
             at=now,
             actor=by,
             policy=plan.policy.name,
+            checks=_checks_data(plan),
         )
         active_orders = {s.order for s in plan.steps if s.active}
         for step in steps:
@@ -762,7 +928,11 @@ def _links_resend(request: ApprovalRequest, step: ApprovalStep, *, now: dt.datet
     step.request = request
     asked = {a.pk: (a, False) for a in approval_step_approvers(step=step) if a.email}
     for link in step.links.filter(escalated=True).select_related("approver"):
-        if link.approver.email and link.approver_id != request.requested_by_id:
+        if (
+            link.approver.email
+            and link.approver_id != request.requested_by_id
+            and approval_step_eligible(step=step, user=link.approver)
+        ):
             asked[link.approver_id] = (link.approver, True)
     created = [
         _link_create(step, person, now=now, escalated=escalated)
@@ -815,6 +985,7 @@ def approval_link_mail(*, link_id: str) -> bool:
         or link.expires_at <= now
         or link.step.request.status != RequestStatus.PENDING
         or not link.approver.email
+        or not link.approver.is_active
     ):
         return False
     request, step = link.step.request, link.step
@@ -833,7 +1004,7 @@ def approval_link_mail(*, link_id: str) -> bool:
         "link_hours": settings.CAPGOV_APPROVAL_LINK_HOURS,
         "escalated": link.escalated,
         "role": _role_label(step.role),
-        "signin_above": _signin_threshold(request),
+        "signin_note": approval_signin_reason(request=request),
     }
     prefix = "Escalated: " if link.escalated else ""
     emails.mail_send(
@@ -907,6 +1078,10 @@ def approval_vote_cast(
     rows are locked so two votes at the same moment cannot both complete a step.
     """
     comment = comment.strip()
+    if len(comment) > COMMENT_MAX:
+        raise DomainError(
+            f"A comment is at most {COMMENT_MAX:,} characters; this one has {len(comment):,}."
+        )
     with transaction.atomic():
         request = _locked(ApprovalRequest(pk=step.request_id))
         step = ApprovalStep.objects.select_for_update().get(pk=step.pk)
@@ -1106,7 +1281,7 @@ def _request_decide(
         freeze = freezes_in_force(business_unit_ids=[request.business_unit_id]).get(
             request.business_unit_id
         )
-        if freeze is not None:
+        if freeze is not None and freeze_from_budget(freeze):
             freeze_lift(
                 freeze=freeze,
                 by=None,
@@ -1121,6 +1296,18 @@ def _request_decide(
                 at=now,
                 freeze=freeze.pk,
             )
+        elif freeze is not None:
+            imposed = f" by {freeze.created_by}" if freeze.created_by_id else ""
+            _event(
+                request,
+                kind="freeze_kept",
+                text=f"The deployment freeze on {request.business_unit.name} since "
+                f"{_when(freeze.started_at)} was imposed{imposed}, not by a budget "
+                f"({freeze.reason}): a budget exception does not lift it. A platform admin "
+                "lifts it on the Freezes page.",
+                at=now,
+                freeze=freeze.pk,
+            )
     _outcome_mail_later(request)
 
 
@@ -1131,7 +1318,7 @@ class SignInRequiredError(PermissionDeniedError):
     """The estimate is above ``CAPGOV_APPROVAL_SIGNIN_ABOVE``: the link alone is not enough."""
 
 
-VALID, TAMPERED, UNKNOWN, USED, SUPERSEDED, CLOSED, DECIDED, EXPIRED = (
+VALID, TAMPERED, UNKNOWN, USED, SUPERSEDED, CLOSED, DECIDED, EXPIRED, REVOKED = (
     "valid",
     "tampered",
     "unknown",
@@ -1140,7 +1327,52 @@ VALID, TAMPERED, UNKNOWN, USED, SUPERSEDED, CLOSED, DECIDED, EXPIRED = (
     "closed",
     "decided",
     "expired",
+    "revoked",
 )
+# A sign-in counts as fresh for this long (``CAPGOV_APPROVAL_SIGNIN_MAX_AGE_MINUTES``).
+SIGNIN_MAX_AGE_MINUTES = 15
+# Where the moment of the session's sign-in is kept (set on ``user_logged_in``).
+SIGNED_IN_AT_SESSION_KEY = "capgov_signed_in_at"
+
+
+@receiver(user_logged_in, dispatch_uid="capgov.governance.approvals.signed-in-at")
+def _signed_in_at_remember(sender, request, user, **kwargs) -> None:
+    """Note in the session when its person signed in, for the fresh sign-in check."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[SIGNED_IN_AT_SESSION_KEY] = timezone.now().isoformat()
+
+
+def session_signed_in_at(session: Any) -> dt.datetime | None:
+    """When the session's person signed in (None: not noted, e.g. a session from before)."""
+    value = session.get(SIGNED_IN_AT_SESSION_KEY) if session is not None else None
+    if not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if timezone.is_aware(when) else None
+
+
+def approval_signin_max_age_minutes() -> int:
+    """How recent a sign-in must be to confirm above the threshold, in minutes."""
+    minutes = getattr(settings, "CAPGOV_APPROVAL_SIGNIN_MAX_AGE_MINUTES", SIGNIN_MAX_AGE_MINUTES)
+    return max(int(minutes), 0)
+
+
+def _signin_max_age() -> dt.timedelta:
+    return dt.timedelta(minutes=approval_signin_max_age_minutes())
+
+
+def approval_signin_fresh(
+    *, signed_in_at: dt.datetime | None, now: dt.datetime | None = None
+) -> bool:
+    """The sign-in happened within ``CAPGOV_APPROVAL_SIGNIN_MAX_AGE_MINUTES`` (15) of now."""
+    if signed_in_at is None:
+        return False
+    now = now or timezone.now()
+    return now - _signin_max_age() <= signed_in_at <= now + dt.timedelta(minutes=1)
 
 
 @dataclass
@@ -1163,15 +1395,47 @@ class LinkCheck:
         return self.action == links.APPROVE
 
 
+def _signin_currency() -> str:
+    return str(getattr(settings, "CAPGOV_APPROVAL_SIGNIN_CURRENCY", "USD") or "USD").upper()
+
+
 def _signin_threshold(request: ApprovalRequest) -> Decimal | None:
+    """The sign-in threshold when it applies to ``request``, else None.
+
+    ``CAPGOV_APPROVAL_SIGNIN_ABOVE`` is an amount in ``CAPGOV_APPROVAL_SIGNIN_CURRENCY``
+    (USD); a request in another currency cannot be compared, so it always needs the
+    sign-in (fail closed).
+    """
     threshold = settings.CAPGOV_APPROVAL_SIGNIN_ABOVE
-    if threshold is None or request.estimated_cost <= threshold:
+    if threshold is None:
         return None
-    return Decimal(threshold)
+    threshold = Decimal(threshold)
+    required = rules.signin_required(
+        threshold=threshold,
+        threshold_currency=_signin_currency(),
+        amount=Decimal(request.estimated_cost),
+        currency=request.currency,
+    )
+    return threshold if required else None
+
+
+def approval_signin_reason(*, request: ApprovalRequest) -> str:
+    """Why confirming this request needs a sign-in, in words; "" when it does not."""
+    threshold = _signin_threshold(request)
+    if threshold is None:
+        return ""
+    limit = money_text(threshold, _signin_currency())
+    if request.currency.upper() != _signin_currency():
+        return (
+            f"The estimate is in {request.currency}, and a link alone confirms only up to "
+            f"{limit} (there is no exchange rate to compare by)"
+        )
+    return f"The estimate is above {limit}, the most a link alone confirms"
 
 
 def approval_link_needs_signin(*, link: ApprovalLink) -> bool:
-    """The estimate is above the sign-in threshold: confirm only when signed in as the approver."""
+    """The estimate is above the sign-in threshold (or in another currency than it): confirm
+    only when freshly signed in as the approver."""
     return _signin_threshold(link.step.request) is not None
 
 
@@ -1272,18 +1536,61 @@ def approval_link_check(*, token: str, now: dt.datetime | None = None) -> LinkCh
             "page instead."
         )
         return check
+    revoked = _link_revoked_because(link)
+    if revoked:
+        check.state, check.title = REVOKED, "This link no longer works for its recipient"
+        check.message = revoked
+        return check
     return check
+
+
+def _link_revoked_because(link: ApprovalLink) -> str:
+    """Why the person a link was sent to may no longer decide with it; "" if they may."""
+    approver, step = link.approver, link.step
+    if not approver.is_active:
+        return (
+            f"The account of {approver}, to whom it was sent, is deactivated: it decides "
+            "nothing any more."
+        )
+    if approval_step_eligible(step=step, user=approver):
+        return ""
+    role = _role_label(step.role)
+    if not link.escalated:
+        return (
+            f"It was sent to {approver} as a holder of the {role} role, which they no longer "
+            "hold. Someone who holds it decides this step."
+        )
+    reasons = [
+        _escalation_entry_text(step.request, entry)
+        for entry in approval_escalation_entries(step=step)
+    ]
+    asked = " or ".join(dict.fromkeys(reasons)) or "the escalation"
+    return (
+        f"It was sent to {approver} when step {step.order} ({role}) escalated to {asked}, "
+        f"and {approver} no longer is: the link stopped working with the reason it was sent."
+    )
+
+
+def _escalation_entry_text(request: ApprovalRequest, entry: str) -> str:
+    if entry == rules.BU_OWNER:
+        return f"{request.business_unit.name}'s owner"
+    return f"a holder of the {_role_label(entry.removeprefix(rules.ROLE_PREFIX))} role"
 
 
 @transaction.atomic
 def approval_link_confirm(
-    *, token: str, comment: str = "", signed_in: User | None = None
+    *,
+    token: str,
+    comment: str = "",
+    signed_in: User | None = None,
+    signed_in_at: dt.datetime | None = None,
 ) -> ApprovalVote:
     """Record the vote an e-mailed link stands for, as the person it was sent to.
 
-    Refused with the link's state (``ConflictError``) unless the link is valid now; refused
-    when someone else is signed in; above the sign-in threshold only when ``signed_in`` is
-    that person (``SignInRequiredError``).
+    Refused with the link's state (``ConflictError``) unless the link is valid now (which it
+    is not once its recipient is deactivated or no longer holds the reason it was sent);
+    refused when someone else is signed in; above the sign-in threshold only when
+    ``signed_in`` is that person and ``signed_in_at`` is fresh (``SignInRequiredError``).
     """
     check = approval_link_check(token=token)
     if not check.valid:
@@ -1304,14 +1611,16 @@ def approval_link_confirm(
             "A link decides only for the person it was sent to: sign out, or decide on the "
             "request's page as yourself."
         )
-    if approval_link_needs_signin(link=link) and (
-        signed_in is None or not signed_in.is_authenticated
-    ):
-        threshold = _signin_threshold(link.step.request)
-        raise SignInRequiredError(
-            f"Requests above {money_text(threshold, link.step.request.currency)} need you "
-            f"signed in as {link.approver} to confirm."
-        )
+    if approval_link_needs_signin(link=link):
+        reason = approval_signin_reason(request=link.step.request)
+        if signed_in is None or not signed_in.is_authenticated:
+            raise SignInRequiredError(f"{reason}: sign in as {link.approver} to confirm.")
+        if not approval_signin_fresh(signed_in_at=signed_in_at):
+            minutes = approval_signin_max_age_minutes()
+            raise SignInRequiredError(
+                f"{reason}, and your sign-in is older than {minutes} minutes: sign in again "
+                f"as {link.approver} to confirm."
+            )
     return approval_vote_cast(
         step=link.step,
         by=link.approver,

@@ -415,8 +415,10 @@ def test_withdrawing_cancels_the_steps_and_links(people, two_steps, committed):
 @pytest.fixture
 def frozen(people, clock):
     clock.move_to(NOW - timedelta(days=2))
+    # The system's freeze on a budget breach, worded as ``costs`` words it.
     freeze = services.freeze_start(
-        business_unit=people.research, reason="October spend reached 100 % of the budget"
+        business_unit=people.research,
+        reason="Budget Research GPU: 100 % of $20,000.00 spent in 2026-10",
     )
     clock.move_to(NOW)
     return freeze
@@ -428,7 +430,7 @@ def test_a_frozen_unit_cannot_submit_costly_requests(people, two_steps, frozen):
         services.approval_request_submit(request=request, by=people.rhea)
     assert refused.value.message.startswith(
         "Research is under a deployment freeze since 2026-10-03 09:00 UTC: "
-        "October spend reached 100 % of the budget."
+        "Budget Research GPU: 100 % of $20,000.00 spent in 2026-10."
     )
     request.refresh_from_db()
     assert request.status == RequestStatus.DRAFT

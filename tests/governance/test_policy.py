@@ -41,8 +41,10 @@ def test_policy_cost_threshold_is_inclusive_and_in_one_currency():
     costly = rule("costly", min_cost=D("10000.00"), currency="USD")
     assert rules.policy_applies(costly, facts(estimated_cost=D("10000.00")))
     assert not rules.policy_applies(costly, facts(estimated_cost=D("9999.99")))
-    # No exchange rate here: a EUR estimate does not meet a USD threshold.
-    assert not rules.policy_applies(costly, facts(estimated_cost=D("50000"), currency="EUR"))
+    # No exchange rate here: an estimate in another currency cannot be shown to be below a
+    # USD threshold, so it counts as above it (fail closed), however small the number.
+    assert rules.policy_applies(costly, facts(estimated_cost=D("1"), currency="EUR"))
+    assert rules.cost_outcome(costly, facts(currency="EUR")) == rules.OTHER_CURRENCY
     assert rules.policy_applies(costly, facts(currency="usd"))
 
 

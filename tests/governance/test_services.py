@@ -25,3 +25,25 @@ def test_person_upsert_is_idempotent_and_keeps_a_changed_password(db):
     assert again.check_password("changed-by-rhea-5")
     assert again.role_set == {Role.ML_ENGINEER, Role.APPROVER}
     assert again.scoped_business_unit_ids == {research.pk}
+
+
+def test_a_freeze_started_in_the_admin_is_a_decision(org, client):
+    from governance.models import Decision, DeploymentFreeze
+    from tests.factories import PASSWORD
+
+    org.admin.is_staff = True
+    org.admin.save(update_fields=["is_staff"])
+    client.login(username=org.admin.username, password=PASSWORD)
+    response = client.post(
+        "/admin/governance/deploymentfreeze/add/",
+        {"business_unit": org.research.pk, "reason": "Security incident INC-42"},
+    )
+    assert response.status_code == 302
+    freeze = DeploymentFreeze.objects.get()
+    assert freeze.created_by == org.admin
+    assert Decision.objects.get(kind="freeze").rationale == "Security incident INC-42"
+    again = client.post(
+        "/admin/governance/deploymentfreeze/add/",
+        {"business_unit": org.research.pk, "reason": "Twice"},
+    )
+    assert "already under a deployment freeze" in again.content.decode()

@@ -730,9 +730,9 @@ def _queries(client, path: str) -> int:
 PAGES = {
     "model-list": (lambda version: url("model-list"), "owner", 7),
     "model-detail": (lambda version: url("model-detail", version.model_id), "owner", 9),
-    "version-detail (owner)": (lambda version: url("version-detail", version.pk), "owner", 26),
+    "version-detail (owner)": (lambda version: url("version-detail", version.pk), "owner", 27),
     "version-detail (board)": (lambda version: url("version-detail", version.pk), "board", 19),
-    "review-queue": (lambda version: url("review-queue"), "board", 18),
+    "review-queue": (lambda version: url("review-queue"), "board", 19),
     "protocol-list": (lambda version: url("protocol-list"), "owner", 5),
 }
 
