@@ -22,6 +22,7 @@ install: $(VENV)/.installed
 demo: export CAPGOV_BASE_URL ?= http://$(HOST):$(PORT)
 demo: install
 	$(BIN)/python manage.py migrate --no-input -v0
+	$(BIN)/python manage.py install_schedules
 	$(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "  Capgov is starting at http://$(HOST):$(PORT)/  (sign in as fiona / capgov-demo; Ctrl-C to stop)"

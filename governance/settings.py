@@ -210,29 +210,32 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Periodic tasks, installed into django-celery-beat's tables when beat starts.
+# Periodic tasks live in django-celery-beat's tables, editable in the admin (Periodic tasks).
+# `manage.py install_schedules` adds these defaults where missing and never overwrites an
+# edit; beat itself installs nothing, so an edited interval survives restarts.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CAPGOV_SCHEDULES: dict[str, dict] = {}
 # Approval steps that waited past their due time escalate; undecided requests expire.
-CELERY_BEAT_SCHEDULE["approval-steps-escalate"] = {
+CAPGOV_SCHEDULES["approval-steps-escalate"] = {
     "task": "governance.tasks.approval_steps_escalate",
     "schedule": 15 * 60.0,
 }
-CELERY_BEAT_SCHEDULE["approval-requests-expire"] = {
+CAPGOV_SCHEDULES["approval-requests-expire"] = {
     "task": "governance.tasks.approval_requests_expire",
     "schedule": 15 * 60.0,
 }
 # Capacity conflicts undecided past their due time escalate one level.
-CELERY_BEAT_SCHEDULE["conflicts-escalate"] = {
+CAPGOV_SCHEDULES["conflicts-escalate"] = {
     "task": "governance.tasks.conflicts_escalate_task",
     "schedule": 15 * 60.0,
 }
 # Budgets: record thresholds reached this month, e-mail owners, freeze breaching units (also
 # run after every successful billing import).
-CELERY_BEAT_SCHEDULE["budgets-evaluate"] = {
+CAPGOV_SCHEDULES["budgets-evaluate"] = {
     "task": "costs.tasks.budgets_evaluate_task",
     "schedule": 24 * 60 * 60.0,
 }
-# Cloud syncs (editable in the admin's Periodic tasks once beat has installed them).
+# Cloud syncs: costs daily, endpoints and usage hourly, prices weekly.
 for _kind, _every in (
     ("costs", 24 * 3600),
     ("cur", 24 * 3600),
@@ -240,7 +243,7 @@ for _kind, _every in (
     ("prices", 7 * 24 * 3600),
     ("billing_accounts", 24 * 3600),
 ):
-    CELERY_BEAT_SCHEDULE[f"sync-{_kind}"] = {
+    CAPGOV_SCHEDULES[f"sync-{_kind}"] = {
         "task": "costs.tasks.syncs_schedule_task",
         "schedule": float(_every),
         "args": (_kind,),

@@ -530,7 +530,7 @@ def test_the_evaluate_task_takes_a_month_and_is_scheduled_daily(units, tmp_path,
     bill(tmp_path, [research("900.00", day="2026-11-30")])
     assert budgets_evaluate_task.delay("2026-10").get() == 0
     assert budgets_evaluate_task.delay().get() == 4  # 50 and 80 %, actual and forecast
-    entry = settings.CELERY_BEAT_SCHEDULE["budgets-evaluate"]
+    entry = settings.CAPGOV_SCHEDULES["budgets-evaluate"]
     assert entry["task"] == budgets_evaluate_task.name
     assert entry["task"] in celery_app.tasks
 

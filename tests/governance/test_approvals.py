@@ -586,7 +586,7 @@ def test_a_step_nobody_can_approve_escalates_at_the_next_run(people, committed, 
 def test_beat_runs_the_escalation_every_quarter_hour(settings):
     from governance.celery import app
 
-    entry = settings.CELERY_BEAT_SCHEDULE["approval-steps-escalate"]
+    entry = settings.CAPGOV_SCHEDULES["approval-steps-escalate"]
     assert entry["task"] == "governance.tasks.approval_steps_escalate"
     assert entry["schedule"] == 900
     assert "governance.tasks.approval_steps_escalate" in app.tasks

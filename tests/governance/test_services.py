@@ -47,3 +47,23 @@ def test_a_freeze_started_in_the_admin_is_a_decision(org, client):
         {"business_unit": org.research.pk, "reason": "Twice"},
     )
     assert "already under a deployment freeze" in again.content.decode()
+
+
+def test_install_schedules_adds_defaults_and_keeps_edits(db, capsys):
+    from django.core.management import call_command
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    call_command("install_schedules")
+    task = PeriodicTask.objects.get(name="sync-endpoints")
+    assert (task.task, task.interval.every, task.args) == (
+        "costs.tasks.syncs_schedule_task",
+        3600,
+        '["endpoints"]',
+    )
+    task.interval = IntervalSchedule.objects.create(every=600, period="seconds")
+    task.save()
+    call_command("install_schedules")
+    assert PeriodicTask.objects.get(name="sync-endpoints").interval.every == 600
+    assert "kept as they were" in capsys.readouterr().out
+    call_command("install_schedules", "--reset")
+    assert PeriodicTask.objects.get(name="sync-endpoints").interval.every == 3600
