@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -134,8 +135,24 @@ def sync_run_create(
     return run
 
 
+def _abandoned_release(run: SyncRun) -> None:
+    """A run still "running" after the task time limit lost its worker (a crash, a deploy):
+    mark it failed, so the account and kind can sync again."""
+    limit = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
+    stale = SyncRun.objects.filter(
+        account_id=run.account_id, kind=run.kind, status=SyncStatus.RUNNING, started_at__lt=limit
+    )
+    for abandoned in stale:
+        _finish(
+            abandoned,
+            SyncStatus.FAILED,
+            error="Abandoned: the worker stopped before the run finished; the next run redoes it.",
+        )
+
+
 def _claim(run: SyncRun) -> bool:
     """Move a queued run to running; False if another run of its account and kind runs."""
+    _abandoned_release(run)
     try:
         with transaction.atomic():
             claimed = SyncRun.objects.filter(pk=run.pk, status=SyncStatus.QUEUED).update(

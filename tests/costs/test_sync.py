@@ -193,3 +193,19 @@ def test_sync_api_queues_runs_for_platform_admins_only(
     assert (run["account"], run["rows"]) == ("Prod", 7)
     accounts = admin.get("/api/v1/cloud-accounts/").json()["results"]
     assert "aws_role_arn" not in accounts[0]
+
+
+def test_a_run_abandoned_by_a_crashed_worker_does_not_block_the_next(
+    account, fake_adapter, settings
+):
+    from django.utils import timezone
+
+    long_ago = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 600)
+    stuck = SyncRun.objects.create(
+        account=account, kind="prices", status="running", started_at=long_ago
+    )
+    waiting = SyncRun.objects.create(account=account, kind="prices")
+    assert sync.sync_run_execute(run=waiting).status == "succeeded"
+    stuck.refresh_from_db()
+    assert stuck.status == "failed"
+    assert "Abandoned" in stuck.error
