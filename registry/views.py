@@ -74,6 +74,19 @@ STATE_LABELS = dict(LifecycleState.choices)
 APPROVABLE_STATES = (LifecycleState.SUBMITTED, LifecycleState.UNDER_REVIEW, LifecycleState.APPROVED)
 
 
+def _vote_message(request: HttpRequest, vote, decided: str) -> None:
+    """Say where a board vote left things; ``decided`` may name the ``{outcome}``."""
+    if vote.decision is None:
+        messages.success(
+            request,
+            f"Your vote is recorded ({vote.quorum.summary()}); the board decides once it has "
+            f"{vote.quorum.waiting_for}.",
+        )
+    else:
+        outcome = vote.decision.get_outcome_display().lower()
+        messages.success(request, decided.replace("{outcome}", outcome))
+
+
 def _readable_units(user: User) -> QuerySet[BusinessUnit]:
     units = selectors.registry_unit_ids(user)
     qs = BusinessUnit.objects.order_by("code")
@@ -620,18 +633,11 @@ def assessment_decide(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, exc.message)
             status = exc.http_status
         else:
-            if vote.decision is None:
-                messages.success(
-                    request,
-                    f"Your vote is recorded ({vote.quorum.summary()}); the board decides once "
-                    f"it has {vote.quorum.waiting_for}.",
-                )
-            else:
-                messages.success(
-                    request,
-                    f"The board {vote.decision.get_outcome_display().lower()} the capacity "
-                    f"assessment of {assessment.version}.",
-                )
+            _vote_message(
+                request,
+                vote,
+                f"The board {{outcome}} the capacity assessment of {assessment.version}.",
+            )
             return redirect(
                 reverse("registry:version-detail", args=[assessment.version_id]) + "#assessments"
             )
@@ -913,12 +919,7 @@ def conflict_vote_view(request: HttpRequest, pk: int) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        if vote.decision is None:
-            messages.success(request, f"Vote recorded ({vote.quorum.summary()}).")
-        else:
-            messages.success(
-                request, f"The board {vote.decision.get_outcome_display().lower()} the proposal."
-            )
+        _vote_message(request, vote, "The board {outcome} the proposal.")
     return redirect(conflict)
 
 
@@ -939,13 +940,6 @@ def conflict_resolve_view(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, exc.message)
             status = exc.http_status
         else:
-            if vote.decision is None:
-                messages.success(
-                    request,
-                    f"Your vote is recorded ({vote.quorum.summary()}); the board decides once "
-                    f"it has {vote.quorum.waiting_for}.",
-                )
-            else:
-                messages.success(request, "The conflict is resolved; the decision is recorded.")
+            _vote_message(request, vote, "The conflict is resolved; the decision is recorded.")
             return redirect(conflict)
     return _conflict_page(request, conflict, status=status, resolve_form=form)

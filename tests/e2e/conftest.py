@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REQUIRE_SERVICES
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -51,3 +57,59 @@ def page(chromium):
     page = context.new_page()
     yield page
     context.close()
+
+
+@contextlib.contextmanager
+def celery_worker(extra_env: dict[str, str] | None = None):
+    """A real Celery worker on its own queue, over Redis, on the test's PostgreSQL database."""
+    from django.db import connection
+
+    from governance.celery import app as celery_app
+
+    broker = os.environ.get("CELERY_BROKER_URL")
+    if not broker or connection.vendor != "postgresql":
+        missing("PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL)")
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        # The worker must see the test database, not the developer's.
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        **(extra_env or {}),
+    }
+    queue = f"capgov-test-{os.getpid()}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "governance",
+            "worker",
+            "--pool=solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-Q",
+            queue,
+            "--loglevel=WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_default_queue = queue
+    try:
+        deadline = time.monotonic() + 30
+        while not celery_app.control.ping(timeout=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"Celery worker did not start:\n{output}")
+        yield process
+    finally:
+        celery_app.conf.task_always_eager = True
+        celery_app.conf.task_default_queue = "celery"
+        process.terminate()
+        process.wait(timeout=10)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import boto3
 import pytest
-from django.db import connection
 from moto.server import ThreadedMotoServer
 
 from costs import sync
 from costs.models import CloudAccount, SyncRun
-from governance.celery import app as celery_app
 from registry.models import Endpoint
-from tests.e2e.conftest import missing
+from tests.e2e.conftest import celery_worker
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,54 +36,9 @@ def moto(monkeypatch):
 
 
 @pytest.fixture
-def sync_worker(transactional_db, settings, moto):
-    broker = os.environ.get("CELERY_BROKER_URL")
-    if not broker or connection.vendor != "postgresql":
-        missing("PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL)")
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        **AWS_ENV,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "CAPGOV_AWS_ENDPOINT_URL": moto,
-    }
-    queue = f"capgov-sync-test-{os.getpid()}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "governance",
-            "worker",
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-Q",
-            queue,
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.task_default_queue = queue
-    try:
-        deadline = time.monotonic() + 30
-        while not celery_app.control.ping(timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"Celery worker did not start:\n{output}")
+def sync_worker(transactional_db, moto):
+    with celery_worker({**AWS_ENV, "CAPGOV_AWS_ENDPOINT_URL": moto}):
         yield moto
-    finally:
-        celery_app.conf.task_always_eager = True
-        celery_app.conf.task_default_queue = "celery"
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_endpoint_sync_runs_on_the_worker(sync_worker):
