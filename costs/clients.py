@@ -79,7 +79,18 @@ def gcp_credentials(account: CloudAccount):
             scopes=["https://www.googleapis.com/auth/cloud-platform"]
         )
         return credentials
-    path = os.environ.get(reference[4:], "") if reference.startswith("env:") else reference
+    if reference.startswith("env:"):
+        name = reference[4:]
+        path = os.environ.get(name, "")
+        # Never echo the variable's value: it could be any secret of the worker's.
+        if not path:
+            raise FileNotFoundError(f"${name} is not set on the worker")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"the key file named by ${name} does not exist or cannot be read"
+            ) from None
+    else:
+        path = reference
     from google.oauth2 import service_account
 
     return service_account.Credentials.from_service_account_file(

@@ -425,9 +425,31 @@ class CloudAccount(models.Model):
 
     class Meta:
         ordering = ["provider", "name"]
+        constraints = [
+            # Two records of one account would read (and count) its costs twice.
+            models.UniqueConstraint(
+                fields=["provider", "account_id"], name="one_record_per_account"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_provider_display()} {self.account_id})"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors = {}
+        allowed = {"aws": {"cost_explorer", "cur"}, "gcp": {"bigquery"}}[self.provider or "aws"]
+        if self.cost_source not in allowed:
+            errors["cost_source"] = (
+                f"A {self.get_provider_display()} account reads its costs from "
+                f"{' or '.join(sorted(allowed))}."
+            )
+        tags = self.cost_allocation_tags
+        if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+            errors["cost_allocation_tags"] = 'A list of tag keys, e.g. ["team", "cost-center"].'
+        if errors:
+            raise ValidationError(errors)
 
 
 class SyncRun(models.Model):

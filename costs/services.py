@@ -282,6 +282,21 @@ def _bulk_insert(frame: pl.DataFrame) -> None:
     CostRow.objects.bulk_create(objects, batch_size=2000)
 
 
+def cost_rows_delete_other_source(
+    *, source: str, billing_accounts: Iterable[str], billing_periods: Iterable[str]
+) -> int:
+    """Drop one source's rows for these accounts and months (``YYYY-MM``), when another
+    source has just replaced them."""
+    months = [dt.date(int(p[:4]), int(p[5:7]), 1) for p in billing_periods]
+    accounts = list(billing_accounts)
+    if not months or not accounts:
+        return 0
+    deleted, _ = CostRow.objects.filter(
+        source=source, billing_account_id__in=accounts, billing_period__in=months
+    ).delete()
+    return deleted
+
+
 def billing_import_delete(*, billing_import: BillingImport, by: User | None = None) -> None:
     """Remove an import and the cost rows it still holds."""
     _require_cost_manager(by, "delete billing imports")

@@ -64,21 +64,44 @@ def sync_register(provider: str, kind: str) -> Callable[[Adapter], Adapter]:
 
 # What a run covers when nobody says: costs re-read this month and last (late charges);
 # usage the last 14 days; the rest needs no window.
+MAX_WINDOW_DAYS = 400
+# A queued run nobody picked up within this long lost its message (a broker restart).
+QUEUED_TIMEOUT = dt.timedelta(hours=2)
 DEFAULT_DAYS = {SyncKind.COSTS: None, SyncKind.CUR: None, SyncKind.ENDPOINTS: 14}
 
 _SECRETS = [
-    (re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), "[redacted key id]"),
-    (
-        re.compile(
-            r"(?i)(aws_secret_access_key|secret|token|password|private_key)(['\"]?\s*[:=]\s*)\S+"
-        ),
-        r"\1\2[redacted]",
-    ),
+    # Whole PEM blocks first, before a "private_key:" rule can split them.
     (
         re.compile(
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
         ),
         "[redacted private key]",
+    ),
+    (re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), "[redacted key id]"),
+    (re.compile(r"ya29\.[A-Za-z0-9_\-.]+"), "[redacted token]"),
+    (re.compile(r"(?i)\b(Bearer)\s+[A-Za-z0-9_\-.=/+]+"), r"\1 [redacted]"),
+    (
+        re.compile(r"(?i)<(SecretAccessKey|SessionToken|AccessKeyId)>[^<]*</\1>"),
+        r"<\1>[redacted]</\1>",
+    ),
+    (
+        re.compile(
+            r"(?i)([\"']?(?:SecretAccessKey|SessionToken|private_key|client_secret)[\"']?\s*[:=]\s*)"
+            r"(\"[^\"]*\"|'[^']*')"
+        ),
+        r"\1[redacted]",
+    ),
+    (re.compile(r"(?i)(https?://)[^/\s:@]+:[^/\s@]+@"), r"\1[redacted]@"),
+    (re.compile(r"(?i)\b(sig|X-Goog-Api-Key|key)=[^&\s]+"), r"\1=[redacted]"),
+    (
+        re.compile(r"(?i)(password|passwd|secret)(\s*[:=]\s*)(\"[^\"]*\"|'[^']*')"),
+        r"\1\2[redacted]",
+    ),
+    (
+        re.compile(
+            r"(?i)(aws_secret_access_key|secret|token|password|private_key)(['\"]?\s*[:=]\s*)\S+"
+        ),
+        r"\1\2[redacted]",
     ),
     (
         re.compile(
@@ -94,6 +117,17 @@ def scrub(text: str) -> str:
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text[:4000]
+
+
+def scrub_detail(value: Any) -> Any:
+    """``scrub`` over every string inside a run's detail."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: scrub_detail(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_detail(v) for v in value]
+    return value
 
 
 def default_window(kind: str, today: dt.date) -> SyncWindow | None:
@@ -121,8 +155,18 @@ def sync_run_create(
         raise DomainError(f"{account.get_provider_display()} accounts have no {kind!r} sync.")
     if not account.is_active:
         raise ConflictError(f"{account.name} is switched off; switch it on to sync it.")
+    if kind in (SyncKind.COSTS, SyncKind.CUR) and not _reads_costs(account, kind):
+        raise ConflictError(
+            f"{account.name} reads its costs from {account.get_cost_source_display()}: a "
+            f"{SyncKind(kind).label.lower()} sync would count them twice. Change the account's "
+            "cost source first."
+        )
     if (start is None) != (end is None) or (start and end and start >= end):
         raise DomainError("Give the period as a start day before an end day (or neither).")
+    if start and end and (end - start).days > MAX_WINDOW_DAYS:
+        raise DomainError(
+            f"A run covers at most {MAX_WINDOW_DAYS} days; split a longer period into runs."
+        )
     if start is None:
         window = default_window(kind, timezone.now().date())
         start, end = (window.start, window.end) if window else (None, None)
@@ -136,18 +180,19 @@ def sync_run_create(
 
 
 def _abandoned_release(run: SyncRun) -> None:
-    """A run still "running" after the task time limit lost its worker (a crash, a deploy):
-    mark it failed, so the account and kind can sync again."""
-    limit = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
-    stale = SyncRun.objects.filter(
-        account_id=run.account_id, kind=run.kind, status=SyncStatus.RUNNING, started_at__lt=limit
-    )
-    for abandoned in stale:
+    """Free the account and kind of runs that will never finish: "running" past the task
+    time limit (the worker died) or "queued" for hours (the broker lost the message)."""
+    now = timezone.now()
+    limit = now - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
+    runs = SyncRun.objects.filter(account_id=run.account_id, kind=run.kind).exclude(pk=run.pk)
+    for abandoned in runs.filter(status=SyncStatus.RUNNING, started_at__lt=limit):
         _finish(
             abandoned,
             SyncStatus.FAILED,
             error="Abandoned: the worker stopped before the run finished; the next run redoes it.",
         )
+    for lost in runs.filter(status=SyncStatus.QUEUED, created_at__lt=now - QUEUED_TIMEOUT):
+        _finish(lost, SyncStatus.FAILED, error="Lost: no worker picked the run up; it was dropped.")
 
 
 def _claim(run: SyncRun) -> bool:
@@ -185,7 +230,10 @@ def sync_run_execute(*, run: SyncRun) -> SyncRun:
     except SyncError as exc:
         return _finish(run, SyncStatus.FAILED, error=str(exc))
     except Exception as exc:
-        log.exception("sync run %s failed", run.pk)
+        # The message may quote a secret: log only what is stored, scrubbed, no traceback.
+        log.error(
+            "sync run %s failed unexpectedly: %s", run.pk, scrub(f"{type(exc).__name__}: {exc}")
+        )
         return _finish(
             run, SyncStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}"
         )
@@ -202,7 +250,7 @@ def _finish(
 ) -> SyncRun:
     run.status = status
     run.rows = rows
-    run.detail = detail or {}
+    run.detail = scrub_detail(detail or {})
     run.error = scrub(error)
     run.finished_at = timezone.now() if status != SyncStatus.QUEUED else None
     run.save(update_fields=["status", "rows", "detail", "error", "finished_at"])
@@ -222,6 +270,7 @@ def syncs_schedule(*, kind: str) -> list[SyncRun]:
             continue
         if kind in (SyncKind.COSTS, SyncKind.CUR) and not _reads_costs(account, kind):
             continue
+        _abandoned_release(SyncRun(account=account, kind=kind))
         busy = account.runs.filter(
             kind=kind, status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING]
         ).exists()

@@ -193,11 +193,28 @@ def _now_and_window(kind: str, window: SyncWindow | None) -> tuple[dt.datetime, 
     return now, chosen
 
 
+# An AWS account's costs come from Cost Explorer (imported as FOCUS) or from its CUR: rows of
+# the other one for the same account and month would count the month twice.
+_OTHER_SOURCE = {
+    BillingFormat.FOCUS: BillingFormat.AWS_CUR,
+    BillingFormat.AWS_CUR: BillingFormat.FOCUS,
+}
+
+
 def _import(path: Path, *, fmt: str, name: str) -> Any:
-    """Import one file through the Foundation path; a failed import fails the run."""
+    """Import one file through the Foundation path; a failed import fails the run.
+
+    The months it brings replace the same account's months from the other cost source, so
+    switching an account from Cost Explorer to CUR (or back) never counts a month twice.
+    """
     record = services.billing_import(path=path, fmt=fmt, display_name=name)
     if record.status != ImportStatus.SUCCEEDED:
         raise SyncError(scrub(f"Importing {name} failed: {record.error}"))
+    services.cost_rows_delete_other_source(
+        source=_OTHER_SOURCE[fmt],
+        billing_accounts=record.billing_accounts,
+        billing_periods=record.billing_periods,
+    )
     return record
 
 
@@ -470,7 +487,16 @@ def _cur_download(s3, account: CloudAccount, manifest: _Manifest, folder: Path) 
     period_folder = folder / f"{manifest.period:%Y-%m}"
     period_folder.mkdir()
     parts = []
-    for number, (bucket, key) in enumerate(manifest.files, start=1):
+    prefix = account.cur_prefix.strip().lstrip("/")
+    files = list(dict.fromkeys(manifest.files))  # a file listed twice is read once
+    for bucket, key in files:
+        # A manifest names files; it cannot send the worker to another bucket or prefix.
+        if bucket != account.cur_bucket.strip() or not key.startswith(prefix):
+            raise SyncError(
+                f"CUR {label}: the manifest {manifest.key} lists s3://{bucket}/{key}, outside "
+                f"s3://{account.cur_bucket}/{prefix}; only the account's own export is read."
+            )
+    for number, (bucket, key) in enumerate(files, start=1):
         part = period_folder / f"part-{number:05d}"
         with _aws(account, f"Downloading s3://{bucket}/{key}"), part.open("wb") as fh:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"]
@@ -532,6 +558,11 @@ def aws_cur_sync(*, account: CloudAccount, window: SyncWindow | None, run: SyncR
                     continue
                 name = f"{manifest.report}-{key}{period.path.suffix}"
                 record = _import(period.path, fmt=BillingFormat.AWS_CUR, name=name)
+                if record.billing_periods != [key]:
+                    raise SyncError(
+                        f"CUR {name}: the manifest is for {key} but the files hold "
+                        f"{', '.join(record.billing_periods)}; nothing was kept."
+                    )
                 stored += record.rows_stored
                 info.update(
                     rows=record.rows_stored, billed=record.billed_totals, import_id=record.pk

@@ -298,44 +298,46 @@ def gcp_costs_sync(*, account: CloudAccount, window: SyncWindow | None, run: Syn
                     (month, _export_month(client, account, billing_id, table, month, path))
                 )
         imported: list[str] = []
-        for month, export in exports:
-            label = f"{month[:4]}-{month[4:]}"
-            if export.rows == 0:
-                detail["months"][label] = {"query_rows": 0}
-                detail["warnings"].append(
-                    f"The export has no rows for invoice month {label}; "
-                    "rows stored for it before were kept."
+        # One transaction for every month: a failure on one keeps all the earlier data.
+        with transaction.atomic():
+            for month, export in exports:
+                label = f"{month[:4]}-{month[4:]}"
+                if export.rows == 0:
+                    detail["months"][label] = {"query_rows": 0}
+                    detail["warnings"].append(
+                        f"The export has no rows for invoice month {label}; "
+                        "rows stored for it before were kept."
+                    )
+                    continue
+                record = billing_import(
+                    path=export.path,
+                    fmt="gcp-export",
+                    display_name=f"BigQuery {label} {table}"[:255],
                 )
-                continue
-            record = billing_import(
-                path=export.path,
-                fmt="gcp-export",
-                display_name=f"BigQuery {label} {table}"[:255],
-            )
-            if record.status != ImportStatus.SUCCEEDED:
-                done = ", ".join(imported) or "none"
-                raise SyncError(
-                    f"Invoice month {label} from {table} could not be imported: "
-                    f"{record.error} (months imported before it in this run: {done}; "
-                    "the others keep their earlier rows)."
-                )
-            imported.append(label)
-            stored += record.rows_stored
-            detail["months"][label] = {
-                "query_rows": export.rows,
-                "export_lines": export.export_lines,
-                "rows_stored": record.rows_stored,
-                "billed_totals": record.billed_totals,
-                "billing_import": record.pk,
-            }
-            log.info("gcp costs %s %s: %s rows stored", account.pk, label, record.rows_stored)
-            # The importer and the query must agree on the month's net cost to the digit.
-            if {c: Decimal(v) for c, v in record.billed_totals.items()} != export.net:
-                returned = {c: f"{v:f}" for c, v in export.net.items()}
-                detail["warnings"].append(
-                    f"{label}: the import stored {record.billed_totals}, "
-                    f"BigQuery returned {returned}."
-                )
+                if record.status != ImportStatus.SUCCEEDED:
+                    done = ", ".join(imported) or "none"
+                    raise SyncError(
+                        f"Invoice month {label} from {table} could not be imported: "
+                        f"{record.error} (months imported before it in this run: {done}; "
+                        "the others keep their earlier rows)."
+                    )
+                imported.append(label)
+                stored += record.rows_stored
+                detail["months"][label] = {
+                    "query_rows": export.rows,
+                    "export_lines": export.export_lines,
+                    "rows_stored": record.rows_stored,
+                    "billed_totals": record.billed_totals,
+                    "billing_import": record.pk,
+                }
+                log.info("gcp costs %s %s: %s rows stored", account.pk, label, record.rows_stored)
+                # The importer and the query must agree on the month's net cost to the digit.
+                if {c: Decimal(v) for c, v in record.billed_totals.items()} != export.net:
+                    returned = {c: f"{v:f}" for c, v in export.net.items()}
+                    detail["warnings"].append(
+                        f"{label}: the import stored {record.billed_totals}, "
+                        f"BigQuery returned {returned}."
+                    )
     return SyncResult(rows=stored, detail=detail)
 
 

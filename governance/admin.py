@@ -279,3 +279,25 @@ class ServiceLevelObjectiveAdmin(admin.ModelAdmin):
     list_filter = ("indicator",)
     list_select_related = ("provider",)
     search_fields = ("name", "service")
+
+
+def _platform_admins_only(model_admin: admin.ModelAdmin) -> None:
+    """Schedules run any task with any arguments: platform admins only, whatever Django
+    permissions a staff account has."""
+
+    def allowed(request, *args) -> bool:
+        return request.user.is_active and request.user.has_role(Role.PLATFORM_ADMIN)
+
+    for name in (
+        "has_module_permission",
+        "has_view_permission",
+        "has_add_permission",
+        "has_change_permission",
+        "has_delete_permission",
+    ):
+        setattr(model_admin, name, allowed)
+
+
+for _model, _model_admin in list(admin.site._registry.items()):
+    if _model._meta.app_label == "django_celery_beat":
+        _platform_admins_only(_model_admin)

@@ -350,5 +350,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # The cloud SDKs log request and response bodies at DEBUG (assumed-role credentials
+    # among them): they never go below INFO, whatever DJANGO_LOG_LEVEL says.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        **{
+            name: {"level": "WARNING"}
+            for name in ("botocore", "boto3", "s3transfer", "urllib3", "google", "google_auth")
+        },
+    },
 }

@@ -1016,3 +1016,19 @@ def test_prices_sync_skips_an_ambiguous_price_rather_than_guessing(
     ]
     assert not HardwarePrice.objects.filter(source="sync", region="eu-west-1").exists()
     assert HardwarePrice.objects.filter(source="sync").count() == 2
+
+
+def test_switching_an_account_from_cost_explorer_to_cur_never_counts_a_month_twice(
+    account, tmp_path
+):
+    from costs.models import CostRow
+    from tests.factories import focus_line, write_focus
+
+    path = write_focus(tmp_path / "ce.csv", [focus_line(cost="6.875", account=ACCOUNT_ID)])
+    services.billing_import(path=path, fmt="focus")
+    assert CostRow.objects.filter(source="focus").exists()
+    deleted = services.cost_rows_delete_other_source(
+        source="focus", billing_accounts=[ACCOUNT_ID], billing_periods=["2026-10"]
+    )
+    assert deleted == 1
+    assert not CostRow.objects.filter(source="focus").exists()
