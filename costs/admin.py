@@ -200,6 +200,13 @@ class CloudAccountAdmin(PlatformAdminOnly, admin.ModelAdmin):
         ("Attribution", {"fields": ("cost_allocation_tags",)}),
     )
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.base_fields[
+            "cost_allocation_tags"
+        ].help_text = 'A JSON list of tag or label keys, e.g. ["team", "cost-center"].'
+        return form
+
 
 @admin.register(SyncRun)
 class SyncRunAdmin(PlatformAdminOnly, ReadOnly, admin.ModelAdmin):

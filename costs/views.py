@@ -367,7 +367,10 @@ def _current_month() -> dt.date:
 def _budget_month(request: HttpRequest) -> dt.date:
     raw = request.GET.get("month")
     if not raw:
-        return _current_month()
+        # This month once it has costs; until its bill arrives, the latest month that does.
+        current = _current_month()
+        months = selectors.chargeback_months(user=request.user)
+        return current if current in months or not months else max(months)
     try:
         return selectors.month_parse(raw)
     except ValueError as exc:
@@ -579,7 +582,8 @@ def sync_run_list(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, exc.message)
                 status = exc.http_status
             else:
-                messages.success(request, f"Sync #{run.pk} queued.")
+                run.refresh_from_db()
+                messages.success(request, f"Sync #{run.pk}: {run.get_status_display().lower()}.")
                 return redirect(run)
     runs = SyncRun.objects.select_related("account", "requested_by")
     if request.GET.get("status") in SyncStatus.values:

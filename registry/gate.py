@@ -12,6 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from registry.benchmarks.metrics import METRICS as METRIC_INFO
+
 STATE = "state"
 BENCHMARK = "benchmark"
 BENCHMARK_AGE = "benchmark_age"
@@ -152,6 +154,11 @@ _STATE_MESSAGES = {
 }
 
 
+def _label(code: str) -> str:
+    label = METRIC_INFO[code].label if code in METRIC_INFO else code
+    return label[:1].lower() + label[1:]
+
+
 def _money(amount: Decimal, currency: str) -> str:
     return f"{amount:,.2f} {currency}"
 
@@ -192,10 +199,11 @@ def _benchmark_unmet(facts: GateFacts) -> tuple[list[Unmet], BenchmarkFacts | No
         )
     missing = [m for m in policy.mandatory_metrics if m not in latest.reported_metrics]
     if missing:
+        named = "; ".join(_label(m) for m in missing)
         unmet.append(
             Unmet(
                 METRICS,
-                f"The newest benchmark does not report {', '.join(missing)}, which "
+                f"The newest benchmark does not report {named}, which "
                 f"{policy.name} makes mandatory.",
                 waivable=True,
             )

@@ -29,7 +29,7 @@ from governance.selectors import (
     approval_request_summary,
     decision_list_for,
 )
-from governance.services import board_standing
+from governance.services import board_standing, board_voter
 from governance.services.conflicts import conflict_raise, conflict_resolve, conflict_vote
 from registry import charts, gate, selectors, services
 from registry.benchmarks.metrics import METRICS
@@ -365,6 +365,11 @@ def _version_page(
     }
     if version.state in (LifecycleState.SUBMITTED, LifecycleState.UNDER_REVIEW):
         context["quorum"], context["board_votes"] = board_standing(subject=version)
+        if any(v.member_id == user.pk for v in context["board_votes"]):
+            # One vote each: the member has given theirs.
+            context["board_moves"] = [
+                m for m in context["board_moves"] if m.action not in ("approve", "reject")
+            ]
     if owner and version.state != LifecycleState.RETIRED:
         context["upload_form"] = BenchmarkUploadForm(
             version=version, protocols=selectors.protocols_approved()
@@ -603,6 +608,8 @@ def _assessment_page(
         context["decide_form"] = AssessmentDecideForm()
     if assessment.status == AssessmentStatus.SUBMITTED:
         context["quorum"], context["board_votes"] = board_standing(subject=assessment)
+        if any(v.member_id == user.pk for v in context["board_votes"]):
+            context.pop("decide_form", None)
     context.update(overrides)
     return render(request, "registry/assessment_detail.html", context, status=status)
 
@@ -851,15 +858,20 @@ def _conflict_page(request: HttpRequest, conflict, *, status: int = 200, **overr
         "path": [CONFLICT_LEVELS.get(t, t) for t in conflict.escalation_path],
     }
     involved = bool({u.pk for u in conflict.business_units.all()} & user.scoped_business_unit_ids)
-    context["involved"] = involved
-    if conflict.status != "resolved" and not involved:
+    seat = board_voter(user)
+    # Alone, a party would decide its own case; on a sitting board quorum and majority do.
+    may_vote = seat if seat is not None else (user.is_board_member and not involved)
+    context["involved"] = involved and not may_vote and user.is_board_member
+    if conflict.status != "resolved":
         context["quorum"], context["board_votes"] = board_standing(subject=conflict)
-        admin_decides = at_level == f"role:{Role.PLATFORM_ADMIN}" and user.has_role(
-            Role.PLATFORM_ADMIN
+        admin_decides = (
+            at_level == f"role:{Role.PLATFORM_ADMIN}"
+            and user.has_role(Role.PLATFORM_ADMIN)
+            and not involved
         )
-        if admin_decides or (user.is_board_member and not conflict.proposal):
+        if admin_decides or (may_vote and not conflict.proposal):
             context["resolve_form"] = ConflictResolveForm()
-        elif user.is_board_member and conflict.proposal:
+        elif may_vote and conflict.proposal:
             voted = any(v.member_id == user.pk for v in context["board_votes"])
             context["vote_form"] = None if voted else WaiverVoteForm()
     context.update(overrides)

@@ -229,7 +229,9 @@ class ReasonInputSerializer(serializers.Serializer):
 
 
 class DecisionSerializer(serializers.ModelSerializer):
-    decided_by = serializers.CharField(source="decided_by.username", read_only=True)
+    decided_by = serializers.CharField(
+        source="decided_by.username", read_only=True, allow_null=True, default=None
+    )
     business_unit = serializers.CharField(
         source="business_unit.code", read_only=True, allow_null=True
     )

@@ -24,7 +24,14 @@ class Decision(models.Model):
     rationale = models.TextField()
     alternatives = models.TextField(blank=True, help_text="Alternatives considered.")
     evidence = models.JSONField(default=dict, blank=True)
-    decided_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="decisions")
+    decided_by = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="decisions",
+        help_text="Empty when Capgov decided by a rule (a budget's freeze).",
+    )
     decided_as = models.CharField(
         max_length=32, choices=Role.choices, blank=True, help_text="The role the person acted in."
     )

@@ -16,7 +16,7 @@ from governance.services.approvals import (
     approval_steps_escalate,
     approval_vote_cast,
 )
-from governance.services.boards import VoteOutcome, board_standing, board_vote
+from governance.services.boards import VoteOutcome, board_standing, board_vote, board_voter
 from governance.services.decisions import decision_record, freeze_lift, freeze_start
 from governance.services.organisation import business_unit_owner_set, person_upsert
 
@@ -38,6 +38,7 @@ __all__ = [
     "approval_vote_cast",
     "board_standing",
     "board_vote",
+    "board_voter",
     "business_unit_owner_set",
     "decision_record",
     "freeze_lift",

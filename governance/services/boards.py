@@ -60,6 +60,13 @@ def _votes(board: ReviewBoard, subject: models.Model) -> list[BoardVote]:
     )
 
 
+def board_voter(user: User) -> bool | None:
+    """May ``user`` vote for the board? None when no board sits (board roles decide alone)."""
+    if not ReviewBoard.objects.filter(is_active=True).exists():
+        return None
+    return BoardMembership.objects.filter(user=user, board__is_active=True).exists()
+
+
 def board_standing(*, subject: models.Model) -> tuple[quorum.QuorumState | None, list[BoardVote]]:
     """Where the open votes on ``subject`` stand, and the votes; (None, []) without a board."""
     board = ReviewBoard.objects.filter(is_active=True).order_by("name").first()

@@ -18,7 +18,7 @@ from django.utils import timezone
 from governance.choices import BOARD_ROLES, ConflictStatus, DecisionKind, DecisionOutcome, Role
 from governance.emails import absolute_url, mail_send
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
-from governance.models import BusinessUnit, CapacityConflict, Decision, User
+from governance.models import BusinessUnit, CapacityConflict, Decision, ReviewBoard, User
 from governance.services.boards import VoteOutcome, board_vote
 from governance.services.decisions import decision_record
 
@@ -140,6 +140,10 @@ def conflicts_escalate(*, now: datetime | None = None, wait: timedelta = DEFAULT
     return moved
 
 
+def _board_sits() -> bool:
+    return ReviewBoard.objects.filter(is_active=True).exists()
+
+
 def _involved(by: User, conflict: CapacityConflict) -> bool:
     unit_ids = {u.pk for u in conflict.business_units.all()}
     return bool(unit_ids & by.scoped_business_unit_ids)
@@ -161,13 +165,18 @@ def conflict_resolve(
         raise ConflictError("This conflict is already resolved.")
     if not resolution.strip():
         raise DomainError("Say what is decided: who gets what capacity, until when, and why.")
-    if _involved(by, conflict):
+    if _involved(by, conflict) and not _board_sits():
+        # Alone, a party would decide its own case; a board's quorum and majority do not.
         raise PermissionDeniedError(
             "You belong to a business unit in this conflict, so others decide it."
         )
     title = f"Resolve capacity conflict: {conflict.title}"
     at_admins = conflict.escalation_path[conflict.escalation_level] == f"role:{Role.PLATFORM_ADMIN}"
     if at_admins and by.has_role(Role.PLATFORM_ADMIN):
+        if _involved(by, conflict):
+            raise PermissionDeniedError(
+                "You belong to a business unit in this conflict, so another admin decides it."
+            )
         decision = decision_record(
             subject=conflict,
             kind=DecisionKind.CAPACITY_CONFLICT,
@@ -207,7 +216,7 @@ def conflict_vote(
         raise ConflictError("This conflict is already resolved.")
     if not conflict.proposal:
         raise ConflictError("No resolution is proposed yet: propose one.")
-    if _involved(by, conflict):
+    if _involved(by, conflict) and not _board_sits():
         raise PermissionDeniedError(
             "You belong to a business unit in this conflict, so others decide it."
         )

@@ -21,7 +21,7 @@ def decision_record(
     outcome: DecisionOutcome | str,
     title: str,
     rationale: str,
-    by: User,
+    by: User | None,
     decided_as: str = "",
     alternatives: str = "",
     evidence: dict[str, Any] | None = None,
@@ -69,18 +69,18 @@ def freeze_start(
     freeze = DeploymentFreeze.objects.create(
         business_unit=business_unit, reason=reason.strip(), started_at=timezone.now(), created_by=by
     )
-    if by is not None:
-        decision_record(
-            subject=freeze,
-            kind=DecisionKind.FREEZE,
-            outcome=DecisionOutcome.APPROVED,
-            title=f"Freeze deployments in {business_unit.name}",
-            rationale=freeze.reason,
-            by=by,
-            decided_as=Role.PLATFORM_ADMIN,
-            business_unit=business_unit,
-            at=freeze.started_at,
-        )
+    # A person's freeze, or the system's (a budget rule): either way a Decision to trace.
+    decision_record(
+        subject=freeze,
+        kind=DecisionKind.FREEZE,
+        outcome=DecisionOutcome.APPROVED,
+        title=f"Freeze deployments in {business_unit.name}",
+        rationale=freeze.reason,
+        by=by,
+        decided_as=Role.PLATFORM_ADMIN if by is not None else "",
+        business_unit=business_unit,
+        at=freeze.started_at,
+    )
     return freeze
 
 

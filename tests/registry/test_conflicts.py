@@ -205,3 +205,15 @@ def test_with_a_board_a_proposal_is_voted_and_a_rejected_one_makes_room(registry
     conflict.refresh_from_db()
     assert conflict.status == "resolved"
     assert adopted.decision.evidence["proposal"] == "Ads first"
+
+
+def test_on_a_sitting_board_a_member_from_an_involved_unit_still_votes(registry, conflict):
+    insider = UserFactory(roles=[Role.BOARD_ML], units=[registry.org.research])
+    board = ReviewBoard.objects.create(name="Board", quorum_rule="n_of_m", quorum_n=2)
+    BoardMembership.objects.create(board=board, user=insider, function="ml")
+    BoardMembership.objects.create(board=board, user=registry.board_infra, function="infra")
+    conflict_resolve(conflict=conflict, by=insider, resolution="Split 40/40")
+    outcome = conflict_vote(
+        conflict=conflict, by=registry.board_infra, approve=True, rationale="Ok"
+    )
+    assert outcome.decision is not None

@@ -145,7 +145,7 @@ def test_gate_stale_benchmark_and_mandatory_metrics(registry):
     verdict = services.deployment_gate(registry.version)
     assert "benchmark_age" in codes(verdict)
     [metrics] = [u for u in verdict.unmet if u.code == "metrics"]
-    assert "cold_start_s" in metrics.message
+    assert "cold start time" in metrics.message
     assert verdict.policy == "Research rules"
 
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from costs import sampledata, selectors, services
-from costs.models import Budget, ImportStatus
+from costs.models import Budget, BudgetAlert, ImportStatus
 from governance.choices import Role
 from governance.models import ApprovalRequest, BusinessUnit, User
 from governance.services import (
@@ -132,6 +132,11 @@ class Command(BaseCommand):
             )
         )
         self._budgets(selectors.month_parse(months[-1]))
+        # After the budgets, so the approval mails can say what an estimate takes of them.
+        _approvals(
+            {u.username: u for u in User.objects.filter(username__in=[p[0] for p in PEOPLE])},
+            {bu.code: bu for bu in BusinessUnit.objects.all()},
+        )
         self.stdout.write("")
         self.stdout.write(f"  Demo logins (password for all: {DEMO_PASSWORD})")
         codes = dict(BusinessUnit.objects.values_list("pk", "code"))
@@ -163,11 +168,11 @@ class Command(BaseCommand):
                 currency="USD",
                 **tag,
             )
-        result = services.budgets_evaluate(month=month)
+        services.budgets_evaluate(month=month)
+        alerts = BudgetAlert.objects.filter(month=month).count()
         self.stdout.write(
             self.style.SUCCESS(
-                f"Budgets checked for {month:%Y-%m}: {len(result.alerts)} new alert(s); "
-                "see Budgets on the dashboard."
+                f"Budgets set; {alerts} alert(s) for {month:%Y-%m} (see Budgets on the dashboard)."
             )
         )
 
@@ -191,4 +196,3 @@ class Command(BaseCommand):
         for code, username in OWNERS.items():
             business_unit_owner_set(business_unit=units[code], owner=people[username])
         seed_registry(people, units)
-        _approvals(people, units)
