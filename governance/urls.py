@@ -14,6 +14,7 @@ admin.site.index_title = "Organisation, billing and rules"
 urlpatterns = [
     path("", cost_views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("costs/", include("costs.urls")),

@@ -474,3 +474,12 @@ def freeze_lift(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"The freeze on {freeze.business_unit.name} is lifted.")
     return redirect("governance:freeze-list")
+
+
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: send them to the real icon."""
+    from django.http import HttpResponsePermanentRedirect
+    from django.templatetags.static import static
+
+    return HttpResponsePermanentRedirect(static("favicon.svg"))

@@ -72,7 +72,11 @@ class GateClosedError(ConflictError):
 
     def __init__(self, verdict: gate.GateVerdict) -> None:
         reasons = "; ".join(u.message for u in verdict.unmet)
-        super().__init__(f"This version cannot deploy yet: {reasons}")
+        already = [u for u in verdict.unmet if u.code == gate.STATE] and all(
+            u.code == gate.STATE for u in verdict.unmet
+        )
+        lead = "This version cannot deploy" if already else "This version cannot deploy yet"
+        super().__init__(f"{lead}: {reasons}")
         self.verdict = verdict
 
     def payload(self) -> dict:

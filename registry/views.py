@@ -491,10 +491,11 @@ def benchmark_upload(request: HttpRequest, pk: int) -> HttpResponse:
                 form.add_error(None, exc.message)
                 status = exc.http_status
             else:
+                count = benchmark.points.count()
                 messages.success(
                     request,
                     f"{benchmark.file_name} imported ({benchmark.tool_label}, "
-                    f"{benchmark.points.count()} points).",
+                    f"{count} point{'s' if count != 1 else ''}).",
                 )
                 return redirect(
                     reverse("registry:version-detail", args=[version.pk]) + "#benchmarks"

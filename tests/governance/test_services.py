@@ -67,3 +67,9 @@ def test_install_schedules_adds_defaults_and_keeps_edits(db, capsys):
     assert "kept as they were" in capsys.readouterr().out
     call_command("install_schedules", "--reset")
     assert PeriodicTask.objects.get(name="sync-endpoints").interval.every == 3600
+
+
+def test_favicon_ico_points_at_the_icon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith("favicon.svg")
