@@ -29,6 +29,25 @@ class RoleAssignmentInline(admin.TabularInline):
     extra = 1
 
 
+class PlatformAdminOnly(admin.ModelAdmin):
+    """Staff status alone is not enough: platform settings are for platform admins."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.has_role(Role.PLATFORM_ADMIN)
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     inlines = [RoleAssignmentInline]
@@ -74,25 +93,13 @@ class DecisionAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeploymentFreeze)
-class DeploymentFreezeAdmin(admin.ModelAdmin):
+class DeploymentFreezeAdmin(PlatformAdminOnly):
     """A platform admin may freeze a unit here; the freeze goes through the service (so it is
     a Decision with its author), and is lifted on the Freezes page."""
 
     list_display = ("business_unit", "started_at", "reason", "created_by", "lifted_at")
     list_select_related = ("business_unit", "created_by")
     fields = ("business_unit", "reason")
-
-    def _platform_admin(self, request) -> bool:
-        return request.user.is_active and request.user.has_role(Role.PLATFORM_ADMIN)
-
-    def has_module_permission(self, request):
-        return self._platform_admin(request)
-
-    def has_view_permission(self, request, obj=None):
-        return self._platform_admin(request)
-
-    def has_add_permission(self, request):
-        return self._platform_admin(request)
 
     def has_change_permission(self, request, obj=None):
         return False

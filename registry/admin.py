@@ -7,7 +7,7 @@ changes must go through ``registry.services`` (history, decisions, the gate).
 
 from django.contrib import admin
 
-from governance.choices import Role
+from governance.admin import PlatformAdminOnly
 from registry.models import (
     BenchmarkProtocol,
     CapacityAssessment,
@@ -21,25 +21,6 @@ from registry.models import (
     RegistrationRequirement,
     RequirementWaiver,
 )
-
-
-class PlatformAdminOnly(admin.ModelAdmin):
-    """Staff status alone is not enough: the registry's settings are the platform's."""
-
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.has_role(Role.PLATFORM_ADMIN)
-
-    def has_view_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request):
-        return self.has_module_permission(request)
-
-    def has_change_permission(self, request, obj=None):
-        return self.has_module_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return self.has_module_permission(request)
 
 
 class ReadOnly(PlatformAdminOnly):
