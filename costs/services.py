@@ -40,6 +40,7 @@ from costs.models import (
     ImportStatus,
     TagSet,
 )
+from governance.choices import FreezeOrigin
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import BusinessUnit, DeploymentFreeze, User
 from governance.money import money_round
@@ -741,7 +742,7 @@ def _budget_freeze(*, budget: Budget, standing: budget_math.Standing) -> Deploym
         f"{standing.month:%Y-%m}"
     )
     try:
-        return freeze_start(business_unit=unit, reason=reason, by=None)
+        return freeze_start(business_unit=unit, reason=reason, by=None, origin=FreezeOrigin.BUDGET)
     except ConflictError:
         return None
 

@@ -41,6 +41,13 @@ class DecisionOutcome(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+class FreezeOrigin(models.TextChoices):
+    """Who put a deployment freeze in place: a person, or a budget's rule."""
+
+    PERSON = "person", "A platform admin"
+    BUDGET = "budget", "A budget breach"
+
+
 class RequestKind(models.TextChoices):
     """What a costly-operation request asks for."""
 

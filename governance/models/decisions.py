@@ -6,7 +6,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
-from governance.choices import DecisionKind, DecisionOutcome, Role
+from governance.choices import DecisionKind, DecisionOutcome, FreezeOrigin, Role
 from governance.models.organisation import BusinessUnit, User
 
 
@@ -58,6 +58,9 @@ class DeploymentFreeze(models.Model):
         BusinessUnit, on_delete=models.CASCADE, related_name="freezes"
     )
     reason = models.TextField()
+    origin = models.CharField(
+        max_length=16, choices=FreezeOrigin.choices, default=FreezeOrigin.PERSON
+    )
     started_at = models.DateTimeField()
     created_by = models.ForeignKey(
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

@@ -26,6 +26,7 @@ from governance import policy as rules
 from governance.choices import (
     DecisionKind,
     DecisionOutcome,
+    FreezeOrigin,
     RequestKind,
     RequestStatus,
     Role,
@@ -119,19 +120,6 @@ def freeze_message(freeze: DeploymentFreeze) -> str:
         f"{freeze.business_unit.name} is under a deployment freeze since "
         f"{freeze.started_at:%Y-%m-%d %H:%M} UTC: {freeze.reason}"
     )
-
-
-# The reasons ``costs`` gives the freezes it starts on a budget breach begin with this.
-BUDGET_FREEZE_REASON_PREFIX = "Budget "
-
-
-def freeze_from_budget(freeze: DeploymentFreeze) -> bool:
-    """The system started this freeze on a budget breach (so a budget exception may lift it).
-
-    A freeze a person imposed (a platform admin, for an incident, say) has ``created_by``
-    set; only one started by the system, with a budget's reason, is a budget's.
-    """
-    return freeze.created_by_id is None and freeze.reason.startswith(BUDGET_FREEZE_REASON_PREFIX)
 
 
 def _freeze_refuse(request: ApprovalRequest, *, what: str) -> None:
@@ -1281,7 +1269,7 @@ def _request_decide(
         freeze = freezes_in_force(business_unit_ids=[request.business_unit_id]).get(
             request.business_unit_id
         )
-        if freeze is not None and freeze_from_budget(freeze):
+        if freeze is not None and freeze.origin == FreezeOrigin.BUDGET:
             freeze_lift(
                 freeze=freeze,
                 by=None,

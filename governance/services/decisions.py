@@ -9,7 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
-from governance.choices import DecisionKind, DecisionOutcome, Role
+from governance.choices import DecisionKind, DecisionOutcome, FreezeOrigin, Role
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import BusinessUnit, Decision, DeploymentFreeze, User
 
@@ -52,7 +52,11 @@ def decision_record(
 
 @transaction.atomic
 def freeze_start(
-    *, business_unit: BusinessUnit, reason: str, by: User | None = None
+    *,
+    business_unit: BusinessUnit,
+    reason: str,
+    by: User | None = None,
+    origin: FreezeOrigin | str = FreezeOrigin.PERSON,
 ) -> DeploymentFreeze:
     """Stop new deployments in a business unit until the freeze is lifted.
 
@@ -67,7 +71,11 @@ def freeze_start(
     if current.exists():
         raise ConflictError(f"{business_unit.name} is already under a deployment freeze.")
     freeze = DeploymentFreeze.objects.create(
-        business_unit=business_unit, reason=reason.strip(), started_at=timezone.now(), created_by=by
+        business_unit=business_unit,
+        reason=reason.strip(),
+        origin=origin,
+        started_at=timezone.now(),
+        created_by=by,
     )
     # A person's freeze, or the system's (a budget rule): either way a Decision to trace.
     decision_record(

@@ -491,6 +491,7 @@ def test_a_budget_exception_lifts_the_freeze_a_budget_started(people, committed,
         business_unit=people.research,
         reason="Budget Research GPU: 104 % of $20,000.00 spent in 2026-10",
         by=None,
+        origin="budget",
     )
     request = budget_exception(people, committed)
     freeze.refresh_from_db()

@@ -415,10 +415,11 @@ def test_withdrawing_cancels_the_steps_and_links(people, two_steps, committed):
 @pytest.fixture
 def frozen(people, clock):
     clock.move_to(NOW - timedelta(days=2))
-    # The system's freeze on a budget breach, worded as ``costs`` words it.
+    # The system's freeze on a budget breach, as ``costs`` starts it.
     freeze = services.freeze_start(
         business_unit=people.research,
         reason="Budget Research GPU: 100 % of $20,000.00 spent in 2026-10",
+        origin="budget",
     )
     clock.move_to(NOW)
     return freeze
