@@ -117,6 +117,9 @@ class GateVerdict:
     waivers_used: tuple[WaiverFacts, ...] = ()
     benchmark_id: int | None = None
     assessment_id: int | None = None
+    # Roles the cost tier asks to approve the deployment, and those not yet given.
+    roles_asked: tuple[str, ...] = ()
+    roles_missing: tuple[str, ...] = ()
 
     @property
     def open(self) -> bool:
@@ -226,18 +229,29 @@ def _assessment_unmet(facts: GateFacts) -> list[Unmet]:
     return [Unmet(ASSESSMENT, why, waivable=True)]
 
 
-def _approvals_unmet(facts: GateFacts) -> list[Unmet]:
-    a = facts.assessment
-    tiers = [
+def tiers_applying(policy: Policy, assessment: AssessmentFacts | None) -> list[CostTier]:
+    """The cost tiers whose approvals a version needs: free ones always, the others once its
+    assessed monthly cost (in the tier's currency) reaches them."""
+    a = assessment
+    return [
         t
-        for t in facts.policy.cost_tiers
+        for t in policy.cost_tiers
         if t.min_monthly_cost == 0
         or (a is not None and a.currency == t.currency and a.monthly_cost >= t.min_monthly_cost)
     ]
+
+
+def _approvals_missing(facts: GateFacts) -> dict[str, CostTier]:
     missing: dict[str, CostTier] = {}
-    for tier in tiers:
+    for tier in tiers_applying(facts.policy, facts.assessment):
         if tier.role not in facts.approved_roles:
             missing.setdefault(tier.role, tier)
+    return missing
+
+
+def _approvals_unmet(facts: GateFacts) -> list[Unmet]:
+    a = facts.assessment
+    missing = _approvals_missing(facts)
     if not missing:
         return []
     names = ", ".join(t.role_label for t in missing.values())
@@ -286,6 +300,10 @@ def evaluate(facts: GateFacts) -> GateVerdict:
         waivers_used=tuple(used),
         benchmark_id=latest.id if latest else None,
         assessment_id=facts.assessment.id if facts.assessment else None,
+        roles_asked=tuple(
+            dict.fromkeys(t.role for t in tiers_applying(facts.policy, facts.assessment))
+        ),
+        roles_missing=tuple(_approvals_missing(facts)),
     )
 
 

@@ -946,30 +946,14 @@ def deployment_approve(*, version: ModelVersion, by: User, role: str, rationale:
         LifecycleState.APPROVED,
     ):
         raise ConflictError(f"This version is {version.get_state_display().lower()}.")
-    assessment = _live_assessment(version)
-    if assessment is None:
-        raise ConflictError("File the capacity assessment first: approvals are given on its cost.")
-    policy = requirement_for(version)
-    asked = {
-        t.role
-        for t in policy.cost_tiers
-        if t.currency == assessment.currency and assessment.monthly_cost >= t.min_monthly_cost
-    }
-    if role not in asked:
-        raise DomainError(
-            f"The cost tier of {assessment.monthly_cost:,.2f} {assessment.currency} a month "
-            f"does not ask for {Role(role).label} approval."
-        )
-    version_type = ContentType.objects.get_for_model(ModelVersion)
-    for evidence in Decision.objects.filter(
-        subject_type=version_type,
-        subject_id=version.pk,
-        kind=DecisionKind.DEPLOYMENT_APPROVAL,
-        decided_by=by,
-        decided_as=role,
-    ).values_list("evidence", flat=True):
-        if evidence.get("assessment") == assessment.pk:
-            raise ConflictError("You have already approved this deployment.")
+    verdict = deployment_gate(version)
+    if role not in verdict.roles_asked:
+        raise DomainError(f"The version's cost tier does not ask for {Role(role).label} approval.")
+    if role not in verdict.roles_missing:
+        raise ConflictError(f"{Role(role).label} approval is already given for this cost.")
+    assessment = (
+        CapacityAssessment.objects.get(pk=verdict.assessment_id) if verdict.assessment_id else None
+    )
     return decision_record(
         subject=version,
         kind=DecisionKind.DEPLOYMENT_APPROVAL,
@@ -979,10 +963,11 @@ def deployment_approve(*, version: ModelVersion, by: User, role: str, rationale:
         by=by,
         decided_as=role,
         business_unit=version.model.business_unit,
+        # The gate counts the approval for this assessment only (None: no assessment yet).
         evidence={
-            "assessment": assessment.pk,
-            "monthly_cost": str(assessment.monthly_cost),
-            "currency": assessment.currency,
+            "assessment": assessment.pk if assessment else None,
+            "monthly_cost": str(assessment.monthly_cost) if assessment else None,
+            "currency": assessment.currency if assessment else None,
         },
     )
 
@@ -1081,8 +1066,8 @@ def deployment_gates(
         outcome=DecisionOutcome.APPROVED,
     ).values_list("subject_id", "decided_as", "evidence"):
         live = assessments.get(subject_id)
-        # An approval counts for the cost it was given on.
-        if live is not None and evidence.get("assessment") == live.id:
+        # An approval counts for the cost it was given on (None: before any assessment).
+        if evidence.get("assessment") == (live.id if live else None):
             approved_roles[subject_id].add(role)
     waivers: dict[int, list[gate.WaiverFacts]] = defaultdict(list)
     for w in RequirementWaiver.objects.filter(
@@ -1225,24 +1210,13 @@ def deployment_approvers_ask(*, version: ModelVersion, by: User) -> list[str]:
     Returns the roles asked for. The mails go out through a Celery task after the commit.
     """
     _require_owner(by, version.model, "ask for approvals of")
-    verdict = deployment_gate(version)
-    if not any(u.code == gate.APPROVALS for u in verdict.unmet):
+    roles = list(deployment_gate(version).roles_missing)
+    if not roles:
         raise ConflictError("The gate does not ask for any deployment approval right now.")
-    assessment = _live_assessment(version)
-    policy = requirement_for(version)
-    asked = sorted(
-        {
-            t.role
-            for t in policy.cost_tiers
-            if assessment is not None
-            and t.currency == assessment.currency
-            and assessment.monthly_cost >= t.min_monthly_cost
-        }
-    )
     from registry.tasks import deployment_approvers_mail_task
 
-    transaction.on_commit(lambda: deployment_approvers_mail_task.delay(version.pk, asked, by.pk))
-    return asked
+    transaction.on_commit(lambda: deployment_approvers_mail_task.delay(version.pk, roles, by.pk))
+    return roles
 
 
 def deployment_approvers_mail(*, version_id: int, roles: list[str], asked_by_id: int) -> int:

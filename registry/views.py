@@ -285,10 +285,7 @@ def _approval_roles(user: User, version: ModelVersion, verdict: gate.GateVerdict
     """The cost-tier roles the user holds and may still approve this version as."""
     if version.state not in APPROVABLE_STATES or user.pk == version.created_by_id:
         return []
-    if not any(u.code == "approvals" for u in verdict.unmet):
-        return []
-    policy = services.requirement_for(version)
-    return sorted({t.role for t in policy.cost_tiers if t.role in user.role_set})
+    return sorted(set(verdict.roles_missing) & user.role_set)
 
 
 def _version_page(

@@ -176,7 +176,7 @@ def test_deployment_approvals_are_asked_for_and_bound_to_the_cost(registry):
     services.deployment_approve(
         version=registry.version, by=registry.approver, role=Role.APPROVER, rationale="ok"
     )
-    with pytest.raises(ConflictError, match="already approved"):
+    with pytest.raises(ConflictError, match="already given for this cost"):
         services.deployment_approve(
             version=registry.version, by=registry.approver, role=Role.APPROVER, rationale="ok"
         )
