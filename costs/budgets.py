@@ -17,7 +17,6 @@ import plotly.graph_objects as go
 
 from costs.allocation import normalise_key, normalise_tags, normalise_value
 from costs.charts import _LAYOUT as CHART_LAYOUT  # one look for every cost chart
-from governance.money import money_round
 
 ACTUAL = "actual"
 FORECAST = "forecast"
@@ -205,11 +204,6 @@ def tag_matches(tags: Mapping[str, str], *, key: str, value: str) -> bool:
 
 
 # --- Words and pictures ------------------------------------------------------------------------
-
-
-def money_text(amount: Decimal, currency: str) -> str:
-    """``50000, "USD"`` -> ``50,000.00 USD``."""
-    return f"{money_round(amount, currency):,} {currency}"
 
 
 def cumulative(

@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.utils import timezone
 
 from costs import selectors
-from costs.budgets import money_text
+from governance.money import money_format
 
 
 def budget_share_note(request) -> str | None:
@@ -29,12 +29,12 @@ def budget_share_note(request) -> str | None:
     spend = selectors.budget_spend(budgets=[budget], month=month)[budget.pk].spend
     remaining = budget.amount - spend
     unit = request.business_unit.name
-    total = money_text(budget.amount, budget.currency)
+    total = money_format(budget.amount, budget.currency)
     if remaining <= 0:
-        spent = money_text(spend, budget.currency)
+        spent = money_format(spend, budget.currency)
         return f"{unit} has no budget left this month ({spent} of {total} spent)."
     share = (request.estimated_cost * 100 / remaining).quantize(Decimal(1), ROUND_HALF_UP)
     return (
         f"{share} % of {unit}'s remaining monthly budget "
-        f"({money_text(remaining, budget.currency)} left of {total})."
+        f"({money_format(remaining, budget.currency)} left of {total})."
     )

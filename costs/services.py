@@ -43,7 +43,7 @@ from costs.models import (
 from governance.choices import FreezeOrigin
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import BusinessUnit, DeploymentFreeze, User
-from governance.money import money_round
+from governance.money import money_format, money_round
 from governance.selectors import freezes_in_force
 from governance.services import freeze_start
 
@@ -738,7 +738,7 @@ def _budget_freeze(*, budget: Budget, standing: budget_math.Standing) -> Deploym
         return None
     reason = (
         f"Budget {budget.name}: {standing.whole_percent} % of "
-        f"{budget_math.money_text(budget.amount, budget.currency)} spent in "
+        f"{money_format(budget.amount, budget.currency)} spent in "
         f"{standing.month:%Y-%m}"
     )
     try:
@@ -766,7 +766,7 @@ def budget_alert_headline(budget: Budget, alert: BudgetAlert) -> str:
     """``Research has spent 82 % of its 50,000.00 USD budget for 2026-11 (41,000.00 USD);
     projected month-end 61,000.00 USD``."""
     unit = budget.business_unit.name + (f" ({budget.tag})" if budget.tag else "")
-    money = partial(budget_math.money_text, currency=alert.currency)
+    money = partial(money_format, currency=alert.currency)
     trend = (
         f"projected month-end {money(alert.projection)}"
         if alert.projection is not None

@@ -83,3 +83,17 @@ def money_distribute(
     for index in range(abs(missing)):
         result[order[index % len(order)]] += step
     return result
+
+
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+
+
+def money_format(amount: Decimal, currency: str, *, symbol: bool = False) -> str:
+    """``32923.5, "USD"`` -> ``32,923.50 USD`` (or ``$32,923.50`` with ``symbol``): rounded
+    to the currency's minor unit and grouped. The one way money is written in text."""
+    currency = currency.upper()
+    value = money_round(Decimal(amount), currency)
+    places = -minor_unit(currency).as_tuple().exponent
+    text = f"{value:,.{places}f}"
+    sign = _SYMBOLS.get(currency) if symbol else None
+    return f"{sign}{text}" if sign else f"{text} {currency}"

@@ -21,7 +21,7 @@ from governance.models import (
     DeploymentFreeze,
     User,
 )
-from governance.money import minor_unit, money_round
+from governance.money import money_format
 
 
 def visible_unit_ids(user: User | AnonymousUser | None) -> frozenset[int] | None:
@@ -73,7 +73,6 @@ def decision_list_for(*, subject_type_id: int, subject_ids: list[int]) -> QueryS
 
 # Roles that see every approval request and decision: they are asked to decide anywhere.
 APPROVALS_WIDE_ROLES = BOARD_ROLES | {Role.APPROVER, Role.FINANCE, Role.PLATFORM_ADMIN}
-_CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 TIMES = "\u00d7"  # the multiplication sign, as in "64 x H100"
 
 
@@ -257,18 +256,9 @@ def approval_request_summary(*, request: ApprovalRequest) -> str:
         hours = f"{Decimal(request.duration_hours).normalize():f}"
         what = request.accelerator or "accelerators"
         parts.append(f"{request.accelerator_count:,} {TIMES} {what} for {hours} h, ")
-    parts.append(f"est. {money_text(request.estimated_cost, request.currency)}, ")
+    parts.append(f"est. {money_format(request.estimated_cost, request.currency, symbol=True)}, ")
     parts.append(f"{request.business_unit.name} BU")
     return "".join(parts)
-
-
-def money_text(amount: Decimal, currency: str) -> str:
-    """``23000, "USD"`` -> ``$23,000.00``; other currencies keep their code after the number."""
-    value = money_round(Decimal(amount), currency)
-    places = -minor_unit(currency).as_tuple().exponent
-    text = f"{value:,.{places}f}"
-    symbol = _CURRENCY_SYMBOLS.get(currency.upper())
-    return f"{symbol}{text}" if symbol else f"{text} {currency.upper()}"
 
 
 def decision_list(*, user: User | AnonymousUser | None) -> QuerySet[Decision]:

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from governance.money import money_format
 from registry.benchmarks.metrics import METRICS as METRIC_INFO
 
 STATE = "state"
@@ -162,10 +163,6 @@ def _label(code: str) -> str:
     return label[:1].lower() + label[1:]
 
 
-def _money(amount: Decimal, currency: str) -> str:
-    return f"{amount:,.2f} {currency}"
-
-
 def _benchmark_unmet(facts: GateFacts) -> tuple[list[Unmet], BenchmarkFacts | None]:
     policy = facts.policy
     usable = [b for b in facts.benchmarks if b.protocol_approved and b.on_version_hardware]
@@ -257,8 +254,8 @@ def _approvals_unmet(facts: GateFacts) -> list[Unmet]:
     names = ", ".join(t.role_label for t in missing.values())
     top = max(missing.values(), key=lambda t: t.min_monthly_cost)
     basis = (
-        f" (monthly cost {_money(a.monthly_cost, a.currency)} ≥ "
-        f"{_money(top.min_monthly_cost, top.currency)})"
+        f" (monthly cost {money_format(a.monthly_cost, a.currency)} ≥ "
+        f"{money_format(top.min_monthly_cost, top.currency)})"
         if a is not None and top.min_monthly_cost
         else ""
     )

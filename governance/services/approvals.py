@@ -47,6 +47,7 @@ from governance.models import (
     PolicyStep,
     User,
 )
+from governance.money import money_format
 from governance.selectors import (
     TIMES,
     approval_escalation_entries,
@@ -54,7 +55,6 @@ from governance.selectors import (
     approval_step_approvers,
     approval_step_eligible,
     freezes_in_force,
-    money_text,
 )
 from governance.services.decisions import decision_record, freeze_lift
 
@@ -187,8 +187,8 @@ def approval_plan(*, request: ApprovalRequest) -> rules.Plan:
 def _check_text(request: ApprovalRequest, check: rules.ThresholdCheck) -> str:
     name = check.policy.name
     if check.measure == rules.COST:
-        limit = money_text(check.threshold, check.policy.currency)
-        estimate = money_text(request.estimated_cost, request.currency)
+        limit = money_format(check.threshold, check.policy.currency, symbol=True)
+        estimate = money_format(request.estimated_cost, request.currency, symbol=True)
         if check.outcome == rules.OTHER_CURRENCY:
             return (
                 f"{name}: cost from {limit}; est. {estimate} is in another currency, so it "
@@ -772,7 +772,7 @@ def approval_request_submit(*, request: ApprovalRequest, by: User) -> ApprovalRe
         for check in plan.currency_fail_closed:
             text += (
                 f" The estimate is in {request.currency} but the policy's cost threshold "
-                f"({money_text(check.threshold, check.policy.currency)}) is in "
+                f"({money_format(check.threshold, check.policy.currency, symbol=True)}) is in "
                 f"{check.policy.currency.upper()}: with no exchange rate to compare by, it "
                 "counts as above the threshold."
             )
@@ -1412,7 +1412,7 @@ def approval_signin_reason(*, request: ApprovalRequest) -> str:
     threshold = _signin_threshold(request)
     if threshold is None:
         return ""
-    limit = money_text(threshold, _signin_currency())
+    limit = money_format(threshold, _signin_currency(), symbol=True)
     if request.currency.upper() != _signin_currency():
         return (
             f"The estimate is in {request.currency}, and a link alone confirms only up to "

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django import template
 from django.utils.html import format_html
 
-from governance.money import minor_unit, money_round
+from governance.money import money_format
 
 register = template.Library()
 
@@ -18,15 +18,9 @@ def money(amount: Decimal | str | None, currency: str = "") -> str:
     """``32923.5, "USD"`` -> ``32,923.50 USD``: grouped, the currency's decimals."""
     if amount is None or amount == "":
         return "—"
-    value = Decimal(amount)
     if currency:
-        value = money_round(value, currency)
-        places = -minor_unit(currency).as_tuple().exponent
-    else:
-        places = 2
-        value = value.quantize(Decimal("0.01"))
-    text = f"{value:,.{places}f}"
-    return f"{text} {currency}".strip()
+        return money_format(Decimal(amount), currency)
+    return f"{Decimal(amount).quantize(Decimal('0.01')):,.2f}"
 
 
 @register.filter
