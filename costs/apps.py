@@ -6,12 +6,9 @@ class CostsConfig(AppConfig):
     verbose_name = "Costs"
 
     def ready(self) -> None:
-        from costs import sync_gcp  # noqa: F401 - importing it registers the GCP syncs
-
         # Approvers read what an estimate would take of the unit's budget; governance asks
         # through its hook rather than importing costs.
         from costs.notes import budget_share_note
         from governance.extensions import register_request_note
 
         register_request_note(budget_share_note)
-        from costs import sync_aws  # noqa: F401 - importing it registers the AWS syncs

@@ -54,6 +54,14 @@ Adapter = Callable[..., SyncResult]  # (*, account, window, run) -> SyncResult
 SYNCS: dict[tuple[str, str], Adapter] = {}
 
 
+def adapters() -> dict[tuple[str, str], Adapter]:
+    """The registered syncs. The provider modules (and their SDKs) load on first use, not
+    when every web process starts."""
+    from costs import sync_aws, sync_gcp  # noqa: F401 - importing them registers the syncs
+
+    return SYNCS
+
+
 def sync_register(provider: str, kind: str) -> Callable[[Adapter], Adapter]:
     def decorate(adapter: Adapter) -> Adapter:
         SYNCS[(provider, kind)] = adapter
@@ -151,7 +159,7 @@ def sync_run_create(
     """Queue a run (``by`` None = the schedule); it executes through a Celery task."""
     if by is not None and not by.has_role(Role.PLATFORM_ADMIN):
         raise PermissionDeniedError("Only platform admins start cloud syncs.")
-    if (account.provider, kind) not in SYNCS:
+    if (account.provider, kind) not in adapters():
         raise DomainError(f"{account.get_provider_display()} accounts have no {kind!r} sync.")
     if not account.is_active:
         raise ConflictError(f"{account.name} is switched off; switch it on to sync it.")
@@ -208,25 +216,26 @@ def _claim(run: SyncRun) -> bool:
     return bool(claimed)
 
 
-def sync_run_execute(*, run: SyncRun) -> SyncRun:
+def sync_run_execute(*, run: SyncRun, last_attempt: bool = False) -> SyncRun:
     """Run a queued sync. A failure keeps the previous data (the adapters write in one
-    transaction) and records a readable cause; throttling re-queues it for a retry."""
+    transaction) and records a readable cause; throttling re-queues it for a retry
+    (raising ``SyncRetryableError``), unless this is the ``last_attempt``: then it gives up."""
     if not _claim(run):
         run.refresh_from_db()
         if run.status == SyncStatus.QUEUED:
             # Another run of the same account and kind is running: wait for it.
-            raise SyncRetryableError(
+            busy = SyncRetryableError(
                 f"Another {run.get_kind_display().lower()} sync of {run.account} is running."
             )
+            return _retry_or_give_up(run, busy, last_attempt)
         return run
     run.refresh_from_db()
-    adapter = SYNCS[(run.account.provider, run.kind)]
+    adapter = adapters()[(run.account.provider, run.kind)]
     window = SyncWindow(run.period_start, run.period_end) if run.period_start else None
     try:
         result = adapter(account=run.account, window=window, run=run)
     except SyncRetryableError as exc:
-        _finish(run, SyncStatus.QUEUED, error=f"Will retry: {exc}")
-        raise
+        return _retry_or_give_up(run, exc, last_attempt)
     except SyncError as exc:
         return _finish(run, SyncStatus.FAILED, error=str(exc))
     except Exception as exc:
@@ -238,6 +247,13 @@ def sync_run_execute(*, run: SyncRun) -> SyncRun:
             run, SyncStatus.FAILED, error=f"Unexpected error ({type(exc).__name__}): {exc}"
         )
     return _finish(run, SyncStatus.SUCCEEDED, rows=result.rows, detail=result.detail)
+
+
+def _retry_or_give_up(run: SyncRun, exc: SyncRetryableError, last_attempt: bool) -> SyncRun:
+    if last_attempt:
+        return _finish(run, SyncStatus.FAILED, error=f"Gave up after retries: {exc}")
+    _finish(run, SyncStatus.QUEUED, error=f"Will retry: {exc}")
+    raise exc
 
 
 def _finish(
@@ -266,7 +282,7 @@ def syncs_schedule(*, kind: str) -> list[SyncRun]:
     """
     runs = []
     for account in CloudAccount.objects.filter(is_active=True).order_by("pk"):
-        if (account.provider, kind) not in SYNCS:
+        if (account.provider, kind) not in adapters():
             continue
         if kind in (SyncKind.COSTS, SyncKind.CUR) and not _reads_costs(account, kind):
             continue

@@ -57,7 +57,6 @@ RETRY_SECONDS = 120.0
 CALL_TIMEOUT = 60.0
 
 # Google OAuth access tokens, and bearer tokens in echoed headers; sync.scrub does the rest.
-_GOOGLE_TOKENS = re.compile(r"(?i)\bya29\.[\w.-]+|(?<=bearer )\S+")
 _BILLING_ACCOUNT_ID = re.compile(r"^[0-9A-Z]{6}-[0-9A-Z]{6}-[0-9A-Z]{6}$")
 # BigQuery's error reasons worth retrying; rateLimitExceeded comes as a 403.
 _RETRYABLE_REASONS = {"rateLimitExceeded", "backendError", "internalError", "badGateway"}
@@ -123,7 +122,7 @@ def _api_error(exc: Any, doing: str, hints: _Hints) -> SyncError:
     said = f"{exc.code} {message}" if exc.code else message
     if isinstance(exc, _transient()) or reason in _RETRYABLE_REASONS:
         return SyncRetryableError(
-            _clean(f"Google Cloud is throttling or unwell while {doing} ({said}); will try again.")
+            scrub(f"Google Cloud is throttling or unwell while {doing} ({said}); will try again.")
         )
     if isinstance(exc, api.Unauthorized):
         text = (
@@ -138,7 +137,7 @@ def _api_error(exc: Any, doing: str, hints: _Hints) -> SyncError:
         text = f"Google Cloud rejected the request while {doing} ({said}). {hints.missing}"
     else:
         text = f"Google Cloud answered while {doing}: {said}."
-    return SyncError(_clean(text))
+    return SyncError(scrub(text))
 
 
 @contextmanager
@@ -160,7 +159,7 @@ def _google_errors(doing: str, hints: _Hints) -> Iterator[None]:
             else _first_line(exc)
         )
         raise SyncRetryableError(
-            _clean(
+            scrub(
                 f"Google Cloud still refused after retries while {doing} ({said}); will try again."
             )
         ) from None
@@ -177,7 +176,7 @@ def _google_errors(doing: str, hints: _Hints) -> Iterator[None]:
     except auth.GoogleAuthError as exc:
         # A 401 makes the client refresh its token; a refused refresh lands here.
         raise SyncError(
-            _clean(
+            scrub(
                 f"Google did not accept the credentials while {doing} ({_first_line(exc)}). "
                 "Check that the service-account key is current and its account not disabled."
             )
@@ -195,14 +194,9 @@ def _said(exc: Any) -> str:
     return _REQUEST_PREFIX.sub("", message)
 
 
-def _clean(text: str) -> str:
-    """``sync.scrub`` plus the tokens Google uses."""
-    return scrub(_GOOGLE_TOKENS.sub("[redacted]", text))
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return _clean(text[0][:300]) if text else type(exc).__name__
+    return scrub(text[0][:300]) if text else type(exc).__name__
 
 
 def _credentials_source(account: CloudAccount) -> str:

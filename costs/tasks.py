@@ -1,12 +1,12 @@
 """Celery tasks for costs: thin wrappers that load ids and call services."""
 
-import random
 from smtplib import SMTPException
 
 from celery import shared_task
 
-from costs import selectors, services
+from costs import selectors, services, sync
 from costs.models import BillingImport
+from costs.sync import SyncRetryableError
 
 
 @shared_task(acks_late=True)
@@ -35,28 +35,26 @@ def budget_alerts_notify_task(alert_ids: list[int]) -> int:
     return services.budget_alerts_notify(alert_ids=alert_ids)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=5)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(SyncRetryableError,),
+    max_retries=5,
+    retry_backoff=15,
+    retry_backoff_max=600,
+    retry_jitter=True,
+)
 def sync_run_task(self, run_id: int) -> str:
     """Execute a queued cloud sync; throttled runs come back with growing, jittered pauses,
-    and give up (marked failed) after the last retry."""
-    from costs import sync
-    from costs.models import SyncRun, SyncStatus
+    and the service gives up (marks the run failed) on the last attempt."""
+    from costs.models import SyncRun
 
-    run = SyncRun.objects.select_related("account").get(pk=run_id)
-    try:
-        return sync.sync_run_execute(run=run).status
-    except sync.SyncRetryableError as exc:
-        if self.request.retries >= self.max_retries:
-            run.refresh_from_db()
-            sync._finish(run, SyncStatus.FAILED, error=f"Gave up after retries: {exc}")
-            return SyncStatus.FAILED
-        delay = min(600, 15 * 2**self.request.retries) + random.uniform(0, 5)  # noqa: S311 - jitter
-        raise self.retry(exc=exc, countdown=delay) from exc
+    run = SyncRun.objects.get(pk=run_id)
+    last = self.request.retries >= self.max_retries
+    return sync.sync_run_execute(run=run, last_attempt=last).status
 
 
 @shared_task(acks_late=True)
 def syncs_schedule_task(kind: str) -> int:
     """Beat: queue ``kind`` syncs for every active cloud account that has them."""
-    from costs import sync
-
     return len(sync.syncs_schedule(kind=kind))

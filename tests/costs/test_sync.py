@@ -15,6 +15,7 @@ CALLS = []
 @pytest.fixture
 def fake_adapter(monkeypatch):
     """A sync that does what the test tells it to (the real one is put back after)."""
+    sync.adapters()  # load the real ones first, so they cannot replace the fake later
     behaviour = {"raise": None, "rows": 7}
 
     def adapter(*, account, window, run):

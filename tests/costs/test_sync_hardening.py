@@ -12,6 +12,12 @@ from costs.models import CloudAccount, SyncRun
 from governance.exceptions import ConflictError, DomainError
 
 
+@pytest.fixture(autouse=True)
+def _real_adapters_loaded():
+    # Loaded before a test swaps one for a fake, so loading cannot undo the swap.
+    sync.adapters()
+
+
 @pytest.fixture
 def account(db):
     return CloudAccount.objects.create(name="Prod", provider="aws", account_id="111122223333")
