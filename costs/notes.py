@@ -12,7 +12,7 @@ from governance.money import money_format
 
 
 def budget_share_note(request) -> str | None:
-    """E.g. "38 % of Research's remaining monthly budget (60,526.32 USD of 100,000.00 USD)".
+    """E.g. "38 % of Research's remaining budget for November 2026 (60,526.32 USD left of …)".
 
     Only the unit's whole-unit budgets in the request's currency count (not project ones).
     """
@@ -32,9 +32,9 @@ def budget_share_note(request) -> str | None:
     total = money_format(budget.amount, budget.currency)
     if remaining <= 0:
         spent = money_format(spend, budget.currency)
-        return f"{unit} has no budget left this month ({spent} of {total} spent)."
+        return f"{unit} has no budget left for {month:%B %Y} ({spent} of {total} spent)."
     share = (request.estimated_cost * 100 / remaining).quantize(Decimal(1), ROUND_HALF_UP)
     return (
-        f"{share} % of {unit}'s remaining monthly budget "
+        f"{share} % of {unit}'s remaining budget for {month:%B %Y} "
         f"({money_format(remaining, budget.currency)} left of {total})."
     )

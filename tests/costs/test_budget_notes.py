@@ -38,9 +38,14 @@ def test_budget_share_of_the_remaining_month(october):
         by=october.finance,
     )
     note = budget_share_note(request_for(october, "2.50"))
-    assert note == "40 % of Research's remaining monthly budget (6.25 USD left of 10.00 USD)."
+    assert (
+        note == "40 % of Research's remaining budget for October 2026 (6.25 USD left of 10.00 USD)."
+    )
     spent = budget_share_note(request_for(october, "20.00"))
-    assert spent == "320 % of Research's remaining monthly budget (6.25 USD left of 10.00 USD)."
+    assert (
+        spent
+        == "320 % of Research's remaining budget for October 2026 (6.25 USD left of 10.00 USD)."
+    )
 
 
 @time_machine.travel(dt.datetime(2026, 10, 20, 12, tzinfo=dt.UTC))
@@ -59,8 +64,8 @@ def test_approval_mail_carries_the_budget_share(october, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True):
         approval_request_submit(request=request_for(october, "2.50"), by=october.researcher)
     [message] = mail.outbox
-    assert "40 % of Research's remaining monthly budget" in message.body
-    assert "40 % of Research&#x27;s remaining monthly budget" in message.alternatives[0][0]
+    assert "40 % of Research's remaining budget for October 2026" in message.body
+    assert "40 % of Research&#x27;s remaining budget for October 2026" in message.alternatives[0][0]
 
 
 def test_no_budget_no_note(org):
