@@ -385,7 +385,8 @@ def budget_manageable_units(*, user: User) -> QuerySet[BusinessUnit]:
     return units if manages_costs(user) else units.none()
 
 
-def budget_may_edit(*, user: User | None, budget: Budget) -> bool:
+def budget_may_edit(*, user: User | None) -> bool:
+    """Finance and platform admins set budgets (see ``services.budget_save``)."""
     return manages_costs(user)
 
 

@@ -492,17 +492,6 @@ def allocation_rules_load(*, text: str, file_name: str = "rules.yaml") -> RulesL
 _MAX_BUDGET = Decimal("1e14")
 
 
-def _require_budget_manager(by: User | None, business_unit: BusinessUnit) -> None:
-    # A unit's owner reads its budgets but does not set them: the budget is what holds the
-    # unit to account, so its owner cannot raise it or switch its freeze off.
-    if by is None or by.manages_costs:
-        return
-    raise PermissionDeniedError(
-        f"Only finance and platform admins set budgets; {business_unit.name}'s owner can "
-        "ask finance for a change or request a budget exception."
-    )
-
-
 def _month_start(month: dt.date | None) -> dt.date | None:
     return month.replace(day=1) if month else None
 
@@ -534,14 +523,13 @@ def budget_save(
 ) -> Budget:
     """Create or change a budget, then evaluate the current month again after the commit.
 
-    Finance and platform admins may budget any unit; a unit's owner may budget their own.
+    Finance and platform admins set budgets; a unit's owner reads theirs.
     Two budgets of one unit, currency and project tag may not cover the same month, so a
     threshold is never mailed twice under two names.
     """
-    _require_budget_manager(by, business_unit)
-    if budget is not None and budget.pk:
-        stored = Budget.objects.select_related("business_unit").get(pk=budget.pk)
-        _require_budget_manager(by, stored.business_unit)
+    # A unit's owner reads its budgets but does not set them: the budget is what holds the
+    # unit to account, so its owner cannot raise it or switch its freeze off.
+    _require_cost_manager(by, "set budgets")
     name = name.strip()
     if not name:
         raise DomainError("Give the budget a name, e.g. Research GPUs.")
@@ -621,7 +609,7 @@ def budget_save(
 
 def budget_delete(*, budget: Budget, by: User | None = None) -> None:
     """Remove a budget and its alert history. A freeze it started stays until lifted."""
-    _require_budget_manager(by, budget.business_unit)
+    _require_cost_manager(by, "delete budgets")
     budget.delete()
 
 

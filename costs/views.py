@@ -447,7 +447,7 @@ def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "standing": status.standing,
             "chart": chart,
             "alerts": alerts,
-            "may_edit": selectors.budget_may_edit(user=request.user, budget=budget),
+            "may_edit": selectors.budget_may_edit(user=request.user),
             "lift_form": FreezeLiftForm() if may_lift else None,
         },
     )
@@ -483,7 +483,7 @@ def budget_create(request: HttpRequest) -> HttpResponse:
     units = selectors.budget_manageable_units(user=request.user)
     if not units.exists():
         raise PermissionDenied(
-            "Budgets are set by finance, platform admins and the owners of business units."
+            "Budgets are set by finance and platform admins; a unit's owner reads its budget."
         )
     initial = {"business_unit": units.filter(code__iexact=request.GET.get("bu", "")).first()}
     form = BudgetForm(request.POST or None, units=units, initial=initial)
@@ -497,11 +497,8 @@ def budget_create(request: HttpRequest) -> HttpResponse:
 
 def _budget_editable(request: HttpRequest, pk: int) -> Budget:
     budget = get_object_or_404(selectors.budget_list(user=request.user), pk=pk)
-    if not selectors.budget_may_edit(user=request.user, budget=budget):
-        raise PermissionDenied(
-            f"Budgets of {budget.business_unit.name} are changed by finance, platform admins "
-            "and the unit's owner."
-        )
+    if not selectors.budget_may_edit(user=request.user):
+        raise PermissionDenied("Budgets are changed by finance and platform admins.")
     return budget
 
 
