@@ -21,7 +21,6 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from governance.api.parsers import StrictJSONParser
 from governance.choices import Role
 from governance.models import BusinessUnit
 from registry import selectors, services
@@ -509,7 +508,6 @@ class ModelVersionViewSet(
 
     serializer_class = ModelVersionSerializer
     filterset_class = ModelVersionFilterSet
-    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         return selectors.version_list(user=self.request.user)

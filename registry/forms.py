@@ -408,6 +408,8 @@ class ConflictResolveForm(PageForm):
     )
 
 
-class WaiverVoteForm(forms.Form):
+class BoardVoteForm(forms.Form):
+    """A board member's vote for or against (a waiver, a conflict's proposed resolution)."""
+
     decision = forms.ChoiceField(choices=[("approve", "For"), ("reject", "Against")])
     rationale = forms.CharField(max_length=5000)

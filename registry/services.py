@@ -55,6 +55,8 @@ from registry.models import (
 )
 
 MAX_WAIVER_DAYS = 180
+# Versions whose deployment a cost-tier approver may still approve.
+APPROVABLE_STATES = (LifecycleState.SUBMITTED, LifecycleState.UNDER_REVIEW, LifecycleState.APPROVED)
 MAX_BENCHMARK_BYTES = 20 * 1024 * 1024
 MAX_POINTS = 1000
 # What the point columns hold (24 digits, 9 after the point) and the count columns.
@@ -286,10 +288,9 @@ def version_transition(
     comment = comment.strip()
     target = move.target
     decision = None
-    if move.actor is lifecycle.Actor.OWNER:
-        _require_owner(by, locked.model, f"{move.label.lower()}")
-    else:
-        _require_board(by, f"{move.label.lower()} model versions")
+    # Who may make the move was checked above, before the state; here only what the board's
+    # moves add.
+    if move.actor is lifecycle.Actor.BOARD:
         if by.pk == locked.created_by_id or _submitted_by(locked) == by.pk:
             raise PermissionDeniedError("Nobody reviews a version they registered or submitted.")
         if move.needs_comment and not comment:
@@ -940,11 +941,7 @@ def deployment_approve(*, version: ModelVersion, by: User, role: str, rationale:
         raise PermissionDeniedError(
             "Nobody approves the deployment of a version they registered or submitted."
         )
-    if version.state not in (
-        LifecycleState.SUBMITTED,
-        LifecycleState.UNDER_REVIEW,
-        LifecycleState.APPROVED,
-    ):
+    if version.state not in APPROVABLE_STATES:
         raise ConflictError(f"This version is {version.get_state_display().lower()}.")
     verdict = deployment_gate(version)
     if role not in verdict.roles_asked:

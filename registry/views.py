@@ -45,6 +45,7 @@ from registry.forms import (
     AssessmentDecideForm,
     AssessmentForm,
     BenchmarkUploadForm,
+    BoardVoteForm,
     CompareForm,
     ConflictForm,
     ConflictResolveForm,
@@ -56,7 +57,6 @@ from registry.forms import (
     TransitionForm,
     VersionForm,
     WaiverForm,
-    WaiverVoteForm,
 )
 from registry.lifecycle import MOVES, Actor, moves_from
 from registry.models import (
@@ -70,8 +70,6 @@ from registry.models import (
 PAGE_SIZE = 25
 GONE_OUT_STATES = (LifecycleState.DEPLOYED, LifecycleState.DEPRECATED, LifecycleState.RETIRED)
 STATE_LABELS = dict(LifecycleState.choices)
-# Versions a cost-tier approval can still be given for.
-APPROVABLE_STATES = (LifecycleState.SUBMITTED, LifecycleState.UNDER_REVIEW, LifecycleState.APPROVED)
 
 
 def _vote_message(request: HttpRequest, vote, decided: str) -> None:
@@ -283,7 +281,7 @@ def _version_get(request: HttpRequest, pk: int) -> ModelVersion:
 
 def _approval_roles(user: User, version: ModelVersion, verdict: gate.GateVerdict) -> list[str]:
     """The cost-tier roles the user holds and may still approve this version as."""
-    if version.state not in APPROVABLE_STATES or user.pk == version.created_by_id:
+    if version.state not in services.APPROVABLE_STATES or user.pk == version.created_by_id:
         return []
     return sorted(set(verdict.roles_missing) & user.role_set)
 
@@ -676,7 +674,7 @@ def waiver_create(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def waiver_vote(request: HttpRequest, pk: int) -> HttpResponse:
     waiver = get_object_or_404(selectors.waiver_list(user=request.user), pk=pk)
-    form = WaiverVoteForm(request.POST)
+    form = BoardVoteForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give your rationale and choose for or against.")
     else:
@@ -871,7 +869,7 @@ def _conflict_page(request: HttpRequest, conflict, *, status: int = 200, **overr
             context["resolve_form"] = ConflictResolveForm()
         elif may_vote and conflict.proposal:
             voted = any(v.member_id == user.pk for v in context["board_votes"])
-            context["vote_form"] = None if voted else WaiverVoteForm()
+            context["vote_form"] = None if voted else BoardVoteForm()
     context.update(overrides)
     return render(request, "registry/conflict_detail.html", context, status=status)
 
@@ -915,7 +913,7 @@ def conflict_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def conflict_vote_view(request: HttpRequest, pk: int) -> HttpResponse:
     conflict = _conflict_get(request, pk)
-    form = WaiverVoteForm(request.POST)
+    form = BoardVoteForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give your rationale and choose for or against.")
         return redirect(conflict)
