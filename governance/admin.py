@@ -176,7 +176,11 @@ class ApprovalPolicyForm(forms.ModelForm):
         return path
 
     def clean_currency(self) -> str:
-        return self.cleaned_data["currency"].upper()
+        # The same check as requests: a bad code here would make every request fail closed.
+        currency = rules.currency_code_parse(self.cleaned_data["currency"])
+        if currency is None:
+            raise ValidationError(rules.CURRENCY_HELP)
+        return currency
 
 
 @admin.register(ApprovalPolicy)

@@ -80,9 +80,7 @@ class ApprovalRequestForm(forms.Form):
     def clean_currency(self) -> str:
         currency = rules.currency_code_parse(self.cleaned_data["currency"])
         if currency is None:
-            raise forms.ValidationError(
-                "A three-letter ISO 4217 code such as USD, EUR or GBP (letters A-Z only)."
-            )
+            raise forms.ValidationError(rules.CURRENCY_HELP)
         return currency
 
 

@@ -127,9 +127,7 @@ BUDGET_EXCEPTION_FALLBACK = PolicyRule(
 )
 
 
-def currency_code_valid(code: str) -> bool:
-    """An ISO 4217 shaped code: exactly three ASCII capital letters (``USD``)."""
-    return isinstance(code, str) and len(code) == 3 and all("A" <= c <= "Z" for c in code)
+CURRENCY_HELP = "A three-letter ISO 4217 code such as USD, EUR or GBP (letters A-Z only)."
 
 
 def currency_code_parse(value: object) -> str | None:

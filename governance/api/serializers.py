@@ -132,9 +132,7 @@ class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
 def _currency_validate(value: str) -> str:
     currency = rules.currency_code_parse(value)
     if currency is None:
-        raise serializers.ValidationError(
-            "A three-letter ISO 4217 code such as USD, EUR or GBP (letters A-Z only)."
-        )
+        raise serializers.ValidationError(rules.CURRENCY_HELP)
     return currency
 
 

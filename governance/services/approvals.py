@@ -1317,8 +1317,6 @@ VALID, TAMPERED, UNKNOWN, USED, SUPERSEDED, CLOSED, DECIDED, EXPIRED, REVOKED = 
     "expired",
     "revoked",
 )
-# A sign-in counts as fresh for this long (``CAPGOV_APPROVAL_SIGNIN_MAX_AGE_MINUTES``).
-SIGNIN_MAX_AGE_MINUTES = 15
 # Where the moment of the session's sign-in is kept (set on ``user_logged_in``).
 SIGNED_IN_AT_SESSION_KEY = "capgov_signed_in_at"
 
@@ -1345,8 +1343,7 @@ def session_signed_in_at(session: Any) -> dt.datetime | None:
 
 def approval_signin_max_age_minutes() -> int:
     """How recent a sign-in must be to confirm above the threshold, in minutes."""
-    minutes = getattr(settings, "CAPGOV_APPROVAL_SIGNIN_MAX_AGE_MINUTES", SIGNIN_MAX_AGE_MINUTES)
-    return max(int(minutes), 0)
+    return max(settings.CAPGOV_APPROVAL_SIGNIN_MAX_AGE_MINUTES, 0)
 
 
 def _signin_max_age() -> dt.timedelta:
@@ -1384,7 +1381,7 @@ class LinkCheck:
 
 
 def _signin_currency() -> str:
-    return str(getattr(settings, "CAPGOV_APPROVAL_SIGNIN_CURRENCY", "USD") or "USD").upper()
+    return settings.CAPGOV_APPROVAL_SIGNIN_CURRENCY.upper()
 
 
 def _signin_threshold(request: ApprovalRequest) -> Decimal | None:

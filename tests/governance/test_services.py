@@ -73,3 +73,13 @@ def test_favicon_ico_points_at_the_icon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301
     assert response["Location"].endswith("favicon.svg")
+
+
+def test_policy_currency_in_the_admin_is_checked_like_requests(db):
+    from governance.admin import ApprovalPolicyForm
+
+    form = ApprovalPolicyForm(
+        data={"name": "X", "priority": 1, "currency": "12$", "mode": "sequential"}
+    )
+    assert not form.is_valid()
+    assert "ISO 4217" in str(form.errors["currency"])
