@@ -11,7 +11,7 @@ from costs.models import (
     SyncRun,
     TagSet,
 )
-from governance.choices import Role
+from governance.admin import PlatformAdminOnly
 from governance.exceptions import DomainError
 
 
@@ -177,15 +177,8 @@ class BudgetAlertAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
     readonly_fields = [f.name for f in BudgetAlert._meta.fields]
 
 
-class PlatformAdminOnly(CostManagerOnly):
-    """Cloud accounts name how to reach the clouds: platform admins only."""
-
-    def _allowed(self, request) -> bool:
-        return request.user.is_active and request.user.has_role(Role.PLATFORM_ADMIN)
-
-
 @admin.register(CloudAccount)
-class CloudAccountAdmin(PlatformAdminOnly, admin.ModelAdmin):
+class CloudAccountAdmin(PlatformAdminOnly):
     """References to credentials only (a profile, a role ARN, a key file path or env:NAME)."""
 
     list_display = ("name", "provider", "account_id", "cost_source", "is_active")
@@ -209,7 +202,7 @@ class CloudAccountAdmin(PlatformAdminOnly, admin.ModelAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(PlatformAdminOnly, ReadOnly, admin.ModelAdmin):
+class SyncRunAdmin(ReadOnly, PlatformAdminOnly):
     list_display = ("pk", "account", "kind", "status", "rows", "started_at", "finished_at")
     list_filter = ("status", "kind")
     list_select_related = ("account",)

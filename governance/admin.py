@@ -292,23 +292,12 @@ class ServiceLevelObjectiveAdmin(admin.ModelAdmin):
     search_fields = ("name", "service")
 
 
-def _platform_admins_only(model_admin: admin.ModelAdmin) -> None:
-    """Schedules run any task with any arguments: platform admins only, whatever Django
-    permissions a staff account has."""
-
-    def allowed(request, *args) -> bool:
-        return request.user.is_active and request.user.has_role(Role.PLATFORM_ADMIN)
-
-    for name in (
-        "has_module_permission",
-        "has_view_permission",
-        "has_add_permission",
-        "has_change_permission",
-        "has_delete_permission",
-    ):
-        setattr(model_admin, name, allowed)
-
-
+# Schedules run any task with any arguments: platform admins only, whatever Django
+# permissions a staff account has.
 for _model, _model_admin in list(admin.site._registry.items()):
     if _model._meta.app_label == "django_celery_beat":
-        _platform_admins_only(_model_admin)
+        admin.site.unregister(_model)
+        admin.site.register(
+            _model,
+            type(type(_model_admin).__name__, (PlatformAdminOnly, type(_model_admin)), {}),
+        )

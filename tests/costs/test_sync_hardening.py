@@ -129,5 +129,8 @@ def test_beat_schedules_in_the_admin_are_for_platform_admins(org, client):
         user.save(update_fields=["is_staff"])
     client.login(username=org.finance.username, password=PASSWORD)
     assert client.get("/admin/django_celery_beat/periodictask/add/").status_code == 403
+    assert client.get("/admin/costs/cloudaccount/").status_code == 403
     client.login(username=org.admin.username, password=PASSWORD)
     assert client.get("/admin/django_celery_beat/periodictask/").status_code == 200
+    assert client.get("/admin/costs/cloudaccount/add/").status_code == 200
+    assert client.get("/admin/costs/syncrun/add/").status_code == 403
