@@ -597,13 +597,8 @@ def budget_save(
     budget.first_month, budget.last_month = first_month, last_month
     budget.notify = addresses
     budget.save()
-    from costs.tasks import budgets_evaluate_task
-
-    # A new amount or threshold may already be crossed: this month and last (whose bill
-    # usually lands in the first days of this one).
-    current = timezone.now().date().replace(day=1)
-    for month in (budget_math.previous_month(current), current):
-        transaction.on_commit(partial(budgets_evaluate_task.delay, f"{month:%Y-%m}"))
+    # A new amount or threshold may already be crossed.
+    _budgets_evaluate_on_commit(_recent_months())
     return budget
 
 
@@ -847,9 +842,18 @@ def _budgets_evaluate_after_import(billing_import: BillingImport) -> None:
     Only the current and the previous month: a re-import of an older month corrects history
     and should not e-mail anyone or freeze a unit today.
     """
+    _budgets_evaluate_on_commit(set(billing_import.billing_periods) & _recent_months())
+
+
+def _recent_months() -> set[str]:
+    """This month and last (whose bill usually lands in the first days of this one)."""
+    current = budget_math.month_of(timezone.now().date())
+    return {f"{current:%Y-%m}", f"{budget_math.previous_month(current):%Y-%m}"}
+
+
+def _budgets_evaluate_on_commit(months: set[str]) -> None:
+    """Check the budgets of these months (``YYYY-MM``) once the transaction commits."""
     from costs.tasks import budgets_evaluate_task
 
-    current = timezone.now().date().replace(day=1)
-    recent = {f"{current:%Y-%m}", f"{budget_math.previous_month(current):%Y-%m}"}
-    for month in sorted(set(billing_import.billing_periods) & recent):
+    for month in sorted(months):
         transaction.on_commit(partial(budgets_evaluate_task.delay, month))
