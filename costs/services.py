@@ -116,9 +116,18 @@ def billing_import_create(
 
 
 def billing_import(
-    *, path: Path, fmt: str = "auto", by: User | None = None, display_name: str | None = None
+    *,
+    path: Path,
+    fmt: str = "auto",
+    by: User | None = None,
+    display_name: str | None = None,
+    also_replaces: Iterable[str] = (),
 ) -> BillingImport:
-    """Import a file now (command line, demo seeding, benchmarks); returns the record."""
+    """Import a file now (command line, demo seeding, benchmarks, syncs); returns the record.
+
+    ``also_replaces`` names other formats whose rows for the same accounts and periods this
+    import replaces too (a cloud account read one way after another: Cost Explorer, then CUR).
+    """
     _require_cost_manager(by)
     billing_import = BillingImport.objects.create(
         requested_format=fmt,
@@ -126,7 +135,7 @@ def billing_import(
         file_path=str(path),
         created_by=by,
     )
-    return billing_import_run(billing_import=billing_import)
+    return billing_import_run(billing_import=billing_import, also_replaces=also_replaces)
 
 
 def _progress(billing_import: BillingImport):
@@ -154,7 +163,9 @@ def _claim(billing_import: BillingImport, now) -> bool:
     return claimed == 1
 
 
-def billing_import_run(*, billing_import: BillingImport) -> BillingImport:
+def billing_import_run(
+    *, billing_import: BillingImport, also_replaces: Iterable[str] = ()
+) -> BillingImport:
     """Parse, aggregate and store one import atomically; record success or the failure.
 
     A failure leaves the database as it was before the import (bar the import record, which
@@ -175,7 +186,9 @@ def billing_import_run(*, billing_import: BillingImport) -> BillingImport:
         )
         report("storing", 80)
         with transaction.atomic():
-            rows_stored = _store(billing_import=billing_import, prepared=prepared)
+            rows_stored = _store(
+                billing_import=billing_import, prepared=prepared, also_replaces=also_replaces
+            )
     except DomainError as exc:
         return _finish_failed(billing_import, exc.message)
     except Exception as exc:  # the record must say the import failed, whatever the cause
@@ -220,10 +233,13 @@ def _lock_slices(*, fmt: str, slices: Iterable[tuple[str, str]]) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def _store(*, billing_import: BillingImport, prepared: PreparedImport) -> int:
+def _store(
+    *, billing_import: BillingImport, prepared: PreparedImport, also_replaces: Iterable[str] = ()
+) -> int:
     _lock_slices(fmt=prepared.format, slices=prepared.slices)
     tag_ids = tag_sets_ensure(tag_sets=prepared.tag_sets)
-    _replace_slices(fmt=prepared.format, slices=prepared.slices, keep=billing_import.pk)
+    for fmt in (prepared.format, *also_replaces):
+        _replace_slices(fmt=fmt, slices=prepared.slices, keep=billing_import.pk)
     frame = prepared.daily.with_columns(
         billing_import_id=pl.lit(billing_import.pk, dtype=pl.Int64),
         source=pl.lit(prepared.format),
@@ -281,21 +297,6 @@ def _bulk_insert(frame: pl.DataFrame) -> None:
         return
     objects = (CostRow(**dict(zip(_COPY_COLUMNS, row, strict=True))) for row in frame.iter_rows())
     CostRow.objects.bulk_create(objects, batch_size=2000)
-
-
-def cost_rows_delete_other_source(
-    *, source: str, billing_accounts: Iterable[str], billing_periods: Iterable[str]
-) -> int:
-    """Drop one source's rows for these accounts and months (``YYYY-MM``), when another
-    source has just replaced them."""
-    months = [dt.date(int(p[:4]), int(p[5:7]), 1) for p in billing_periods]
-    accounts = list(billing_accounts)
-    if not months or not accounts:
-        return 0
-    deleted, _ = CostRow.objects.filter(
-        source=source, billing_account_id__in=accounts, billing_period__in=months
-    ).delete()
-    return deleted
 
 
 def billing_import_delete(*, billing_import: BillingImport, by: User | None = None) -> None:

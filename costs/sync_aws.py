@@ -207,14 +207,11 @@ def _import(path: Path, *, fmt: str, name: str) -> Any:
     The months it brings replace the same account's months from the other cost source, so
     switching an account from Cost Explorer to CUR (or back) never counts a month twice.
     """
-    record = services.billing_import(path=path, fmt=fmt, display_name=name)
+    record = services.billing_import(
+        path=path, fmt=fmt, display_name=name, also_replaces=(_OTHER_SOURCE[fmt],)
+    )
     if record.status != ImportStatus.SUCCEEDED:
         raise SyncError(scrub(f"Importing {name} failed: {record.error}"))
-    services.cost_rows_delete_other_source(
-        source=_OTHER_SOURCE[fmt],
-        billing_accounts=record.billing_accounts,
-        billing_periods=record.billing_periods,
-    )
     return record
 
 

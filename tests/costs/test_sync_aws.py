@@ -1021,14 +1021,15 @@ def test_prices_sync_skips_an_ambiguous_price_rather_than_guessing(
 def test_switching_an_account_from_cost_explorer_to_cur_never_counts_a_month_twice(
     account, tmp_path
 ):
-    from costs.models import CostRow
+    from costs.models import BillingImport, CostRow
     from tests.factories import focus_line, write_focus
 
-    path = write_focus(tmp_path / "ce.csv", [focus_line(cost="6.875", account=ACCOUNT_ID)])
-    services.billing_import(path=path, fmt="focus")
-    assert CostRow.objects.filter(source="focus").exists()
-    deleted = services.cost_rows_delete_other_source(
-        source="focus", billing_accounts=[ACCOUNT_ID], billing_periods=["2026-10"]
-    )
-    assert deleted == 1
+    ce = write_focus(tmp_path / "ce.csv", [focus_line(cost="6.875", account=ACCOUNT_ID)])
+    first = services.billing_import(path=ce, fmt="focus")
+    cur = tmp_path / "cur.csv.gz"
+    cur.write_bytes(csv_gz(CUR2_COLUMNS, [cur2_line(1, "2026-10-05", "1.25", {}, OCT)]))
+    second = services.billing_import(path=cur, fmt="aws-cur", also_replaces=("focus",))
+    assert second.status == "succeeded", second.error
     assert not CostRow.objects.filter(source="focus").exists()
+    assert CostRow.objects.filter(source="aws-cur").count() == 1
+    assert BillingImport.objects.get(pk=first.pk).superseded_by_id == second.pk
