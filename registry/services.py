@@ -291,7 +291,7 @@ def version_transition(
     # Who may make the move was checked above, before the state; here only what the board's
     # moves add.
     if move.actor is lifecycle.Actor.BOARD:
-        if by.pk == locked.created_by_id or _submitted_by(locked) == by.pk:
+        if not may_review(by, locked):
             raise PermissionDeniedError("Nobody reviews a version they registered or submitted.")
         if move.needs_comment and not comment:
             raise DomainError(f"Say why you {move.label.lower()} it: the rationale is kept.")
@@ -815,11 +815,40 @@ def assessment_evidence(a: CapacityAssessment) -> dict[str, str | int | None]:
 # --- waivers and cost-tier approvals -------------------------------------------------------
 
 
-def _conflicted(by: User, version: ModelVersion) -> bool:
+_UNREAD = object()
+
+
+def may_review(user: User, version: ModelVersion, *, submitted_by: object = _UNREAD) -> bool:
+    """A board member who neither registered nor submitted the version.
+
+    A page that asks several of these passes ``submitted_by`` (``version_submitter``) once.
+    """
+    if submitted_by is _UNREAD:
+        submitted_by = _submitted_by(version)
+    return bool(board_role(user)) and user.pk not in (version.created_by_id, submitted_by)
+
+
+def may_vote_waivers(user: User, version: ModelVersion, *, submitted_by: object = _UNREAD) -> bool:
+    """A board member not close to the version, while it is on its way to production."""
+    return (
+        bool(board_role(user))
+        and not _conflicted(user, version, submitted_by=submitted_by)
+        and version.state in WAIVABLE_STATES
+    )
+
+
+def version_submitter(version: ModelVersion) -> int | None:
+    """Who last submitted the version (their id), if anyone."""
+    return _submitted_by(version)
+
+
+def _conflicted(by: User, version: ModelVersion, *, submitted_by: object = _UNREAD) -> bool:
     """Registered, submitted or owns the version: too close to judge its exceptions."""
+    if submitted_by is _UNREAD:
+        submitted_by = _submitted_by(version)
     return (
         by.pk == version.created_by_id
-        or _submitted_by(version) == by.pk
+        or submitted_by == by.pk
         or (
             by.has_role(Role.ML_ENGINEER)
             and version.model.business_unit_id in by.scoped_business_unit_ids

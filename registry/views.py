@@ -293,11 +293,13 @@ def _version_page(
     user = request.user
     owner = services.is_owner(user, version.model)
     role = services.board_role(user)
-    reviewer = bool(role) and user.pk != version.created_by_id
+    submitter = services.version_submitter(version)
+    reviewer = services.may_review(user, version, submitted_by=submitter)
     moves = [
         m for m in moves_from(version.state) if (owner if m.actor is Actor.OWNER else reviewer)
     ]
-    verdict = services.deployment_gate(version)
+    verdict = overrides.pop("verdict", None) or services.deployment_gate(version)
+    may_vote_waivers = services.may_vote_waivers(user, version, submitted_by=submitter)
 
     benchmarks = list(
         selectors.benchmark_list(user=user).filter(version=version).order_by("-measured_at", "-pk")
@@ -352,7 +354,7 @@ def _version_page(
             selectors.waiver_list(user=user).filter(version=version).order_by("-granted_at")
         ),
         "approvals": approvals,
-        "can_vote_waivers": reviewer and not owner,
+        "can_vote_waivers": may_vote_waivers,
         "history": list(selectors.version_history(version=version)),
         "gate_api": f"/api/v1/model-versions/{version.pk}/gate/",
         "slo_labels": SLO_METRICS,
@@ -377,7 +379,7 @@ def _version_page(
         )
     if can_decide:
         context["decide_form"] = AssessmentDecideForm()
-    if reviewer and live:
+    if may_vote_waivers:
         context["waiver_form"] = WaiverForm()
     if approval_roles:
         context["approval_form"] = DeploymentApprovalForm(roles=approval_roles)
@@ -426,6 +428,7 @@ def version_transition(request: HttpRequest, pk: int) -> HttpResponse:
             status=exc.http_status,
             transition_error="This version cannot deploy yet. The gate lists what is missing:",
             transition_unmet=exc.verdict.unmet,
+            verdict=exc.verdict,
         )
     except DomainError as exc:
         return _version_page(request, version, status=exc.http_status, transition_error=exc.message)

@@ -265,3 +265,20 @@ def test_owner_asks_the_approvers_a_cost_tier_needs(
     )
     with pytest.raises(ConflictError, match="does not ask"):
         services.deployment_approvers_ask(version=registry.version, by=registry.org.researcher)
+
+
+def test_the_page_offers_only_what_the_services_allow(registry, client):
+    from tests.factories import PASSWORD
+
+    both = UserFactory(
+        username="both", roles=[Role.ML_ENGINEER, Role.BOARD_ML], units=[registry.org.research]
+    )
+    services.version_transition(version=registry.version, action="submit", by=both)
+    client.login(username="both", password=PASSWORD)
+    page = client.get(registry.version.get_absolute_url()).content.decode()
+    assert 'value="approve"' not in page  # they submitted it
+    assert "Grant a waiver" not in page  # they work in its unit
+    client.login(username=registry.board_ml.username, password=PASSWORD)
+    page = client.get(registry.version.get_absolute_url()).content.decode()
+    assert 'value="approve"' in page
+    assert "Grant a waiver" in page
