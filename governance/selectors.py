@@ -85,26 +85,32 @@ def approvals_see_all(user: User | AnonymousUser | None) -> bool:
     return user.is_superuser or bool(user.role_set & APPROVALS_WIDE_ROLES)
 
 
+def approval_visible_unit_ids(user: User | AnonymousUser | None) -> frozenset[int] | None:
+    """Units whose requests, decisions and freezes ``user`` may read; None means all (the
+    approvals counterpart of ``visible_unit_ids``)."""
+    if approvals_see_all(user):
+        return None
+    if not user.is_authenticated:
+        return frozenset()
+    return user.scoped_business_unit_ids
+
+
 def approval_unit_list(*, user: User | AnonymousUser | None) -> QuerySet[BusinessUnit]:
     """Business units whose requests, decisions and freezes ``user`` may read."""
     units = BusinessUnit.objects.select_related("owner").order_by("code")
-    if approvals_see_all(user):
-        return units
-    if not user.is_authenticated:
-        return units.none()
-    return units.filter(pk__in=user.scoped_business_unit_ids)
+    ids = approval_visible_unit_ids(user)
+    return units if ids is None else units.filter(pk__in=ids)
 
 
 def _approval_requests_scoped(
     requests: QuerySet[ApprovalRequest], user: User | AnonymousUser | None
 ) -> QuerySet[ApprovalRequest]:
-    if approvals_see_all(user):
+    ids = approval_visible_unit_ids(user)
+    if ids is None:
         return requests
     if not user.is_authenticated:
         return requests.none()
-    return requests.filter(
-        Q(requested_by=user) | Q(business_unit_id__in=user.scoped_business_unit_ids)
-    )
+    return requests.filter(Q(requested_by=user) | Q(business_unit_id__in=ids))
 
 
 def approval_request_list(*, user: User | AnonymousUser | None) -> QuerySet[ApprovalRequest]:
@@ -270,13 +276,12 @@ def decision_list(*, user: User | AnonymousUser | None) -> QuerySet[Decision]:
     decisions = Decision.objects.select_related(
         "decided_by", "business_unit", "subject_type"
     ).prefetch_related("subject")
-    if approvals_see_all(user):
+    ids = approval_visible_unit_ids(user)
+    if ids is None:
         return decisions
     if not user.is_authenticated:
         return decisions.none()
-    return decisions.filter(
-        Q(business_unit__isnull=True) | Q(business_unit_id__in=user.scoped_business_unit_ids)
-    )
+    return decisions.filter(Q(business_unit__isnull=True) | Q(business_unit_id__in=ids))
 
 
 def freeze_list(*, user: User | AnonymousUser | None) -> QuerySet[DeploymentFreeze]:
@@ -284,8 +289,5 @@ def freeze_list(*, user: User | AnonymousUser | None) -> QuerySet[DeploymentFree
     freezes = DeploymentFreeze.objects.select_related(
         "business_unit", "created_by", "lifted_by"
     ).order_by(F("lifted_at").desc(nulls_first=True), "-started_at", "-pk")
-    if approvals_see_all(user):
-        return freezes
-    if not user.is_authenticated:
-        return freezes.none()
-    return freezes.filter(business_unit_id__in=user.scoped_business_unit_ids)
+    ids = approval_visible_unit_ids(user)
+    return freezes if ids is None else freezes.filter(business_unit_id__in=ids)
