@@ -95,6 +95,14 @@ def approval_visible_unit_ids(user: User | AnonymousUser | None) -> frozenset[in
     return user.scoped_business_unit_ids
 
 
+def approval_filing_unit_list(*, user: User) -> QuerySet[BusinessUnit]:
+    """Units ``user`` may file requests for: their own, or any for a platform admin."""
+    units = BusinessUnit.objects.order_by("code")
+    if user.has_role(Role.PLATFORM_ADMIN):
+        return units
+    return units.filter(pk__in=user.scoped_business_unit_ids)
+
+
 def approval_unit_list(*, user: User | AnonymousUser | None) -> QuerySet[BusinessUnit]:
     """Business units whose requests, decisions and freezes ``user`` may read."""
     units = BusinessUnit.objects.select_related("owner").order_by("code")

@@ -39,7 +39,7 @@ from governance.forms import (
     ReasonForm,
     VoteForm,
 )
-from governance.models import ApprovalRequest, BusinessUnit, User
+from governance.models import ApprovalRequest, BusinessUnit
 from governance.services import approvals as approval_services
 from governance.services.approvals import SignInRequiredError
 
@@ -96,13 +96,6 @@ def _is_filtered(request: HttpRequest, filterset) -> bool:
     return any(request.GET.get(name) for name in filterset.filters)
 
 
-def _filing_units(user: User) -> QuerySet[BusinessUnit]:
-    units = BusinessUnit.objects.order_by("code")
-    if user.has_role(Role.PLATFORM_ADMIN):
-        return units
-    return units.filter(pk__in=user.scoped_business_unit_ids)
-
-
 # --- approval requests --------------------------------------------------------------------
 
 
@@ -122,7 +115,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "waiting": waiting,
             "filtered": _is_filtered(request, filterset),
-            "can_file": _filing_units(user).exists(),
+            "can_file": selectors.approval_filing_unit_list(user=user).exists(),
         },
     )
 
@@ -145,7 +138,7 @@ def _request_fields(data: dict) -> dict:
 @require_http_methods(["GET", "POST"])
 def request_create(request: HttpRequest) -> HttpResponse:
     user = request.user
-    units = _filing_units(user)
+    units = selectors.approval_filing_unit_list(user=user)
     if not units.exists():
         raise PermissionDenied(
             "You belong to no business unit, so there is nothing to file a request for; ask a "
@@ -241,7 +234,9 @@ def request_update(request: HttpRequest, pk: int) -> HttpResponse:
     if approval.status not in (RequestStatus.DRAFT, RequestStatus.PENDING):
         messages.error(request, "Only drafts and pending requests can be edited.")
         return redirect(approval)
-    units = _filing_units(request.user) | BusinessUnit.objects.filter(pk=approval.business_unit_id)
+    units = selectors.approval_filing_unit_list(user=request.user) | BusinessUnit.objects.filter(
+        pk=approval.business_unit_id
+    )
     form = ApprovalRequestForm.for_request(
         approval, units=units.distinct(), data=request.POST or None
     )

@@ -51,6 +51,7 @@ from governance.money import money_format
 from governance.selectors import (
     TIMES,
     approval_escalation_entries,
+    approval_filing_unit_list,
     approval_request_summary,
     approval_step_approvers,
     approval_step_eligible,
@@ -424,7 +425,7 @@ def approval_policies_load(*, text: str, file_name: str = "policies.yaml") -> Po
 
 
 def _may_file(by: User, business_unit: BusinessUnit) -> None:
-    if by.has_role(Role.PLATFORM_ADMIN) or business_unit.pk in by.scoped_business_unit_ids:
+    if approval_filing_unit_list(user=by).filter(pk=business_unit.pk).exists():
         return
     raise PermissionDeniedError(
         f"You can file requests for your own business units only; {business_unit.name} is "
