@@ -28,9 +28,9 @@ from costs.forms import (
 )
 from costs.models import AllocationRule, Budget, CloudAccount, SyncKind, SyncRun, SyncStatus
 from governance.choices import Role
-from governance.exceptions import DomainError
+from governance.exceptions import DomainError, PermissionDeniedError
 from governance.permissions import cost_manager_required
-from governance.selectors import business_unit_list
+from governance.selectors import business_unit_list, freezes_in_force
 from governance.services import freeze_lift
 
 RESOURCE_LIMIT = 200
@@ -526,17 +526,20 @@ def budget_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def budget_freeze_lift(request: HttpRequest, pk: int) -> HttpResponse:
     """A platform admin lifts the freeze on the budget's unit, saying why."""
     budget = get_object_or_404(selectors.budget_list(user=request.user), pk=pk)
-    if not request.user.has_role(Role.PLATFORM_ADMIN):
-        raise PermissionDenied("Only a platform admin can lift a deployment freeze.")
-    status = selectors.budget_statuses(budgets=[budget], month=_current_month())[0]
+    freeze = freezes_in_force(business_unit_ids=[budget.business_unit_id]).get(
+        budget.business_unit_id
+    )
     form = FreezeLiftForm(request.POST)
-    if status.freeze is None:
+    if freeze is None:
         messages.error(request, f"{budget.business_unit.name} is not under a deployment freeze.")
     elif not form.is_valid():
         messages.error(request, "Say why the freeze is lifted.")
     else:
         try:
-            freeze_lift(freeze=status.freeze, by=request.user, reason=form.cleaned_data["reason"])
+            # The service says who may lift a freeze (a platform admin).
+            freeze_lift(freeze=freeze, by=request.user, reason=form.cleaned_data["reason"])
+        except PermissionDeniedError as exc:
+            raise PermissionDenied(exc.message) from exc
         except DomainError as exc:
             messages.error(request, exc.message)
         else:
