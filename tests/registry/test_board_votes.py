@@ -116,3 +116,20 @@ def test_a_resubmitted_version_is_reviewed_again(registry, board):
     for member in (registry.board_infra, registry.board_ml, registry.priya):
         services.version_transition(version=version, action="approve", by=member, comment="Now yes")
     assert version.state == "approved"
+
+
+def test_the_version_history_shows_every_members_vote(registry, board, client):
+    from tests.factories import PASSWORD
+
+    version = registry.version
+    services.version_transition(version=version, action="submit", by=registry.org.researcher)
+    for member, why in (
+        (registry.board_infra, "Fits"),
+        (registry.board_ml, "Good"),
+        (registry.priya, "Go"),
+    ):
+        services.version_transition(version=version, action="approve", by=member, comment=why)
+    client.login(username=registry.org.researcher.username, password=PASSWORD)
+    history = client.get(version.get_absolute_url()).content.decode().split('id="history"')[1]
+    for member in (registry.board_infra, registry.board_ml, registry.priya):
+        assert str(member) in history
