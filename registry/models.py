@@ -527,3 +527,33 @@ class EndpointUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint} {self.day}: {self.invocations}"
+
+
+class PoolUsage(models.Model):
+    """GPU-hours a business unit used on a capacity pool on one UTC day.
+
+    Uploaded, posted to the API, or derived from the endpoints running on the pool's
+    hardware; quotas and overage surcharges read it. A missing day is unknown, not zero.
+    """
+
+    pool = models.ForeignKey(CapacityPool, on_delete=models.CASCADE, related_name="usage")
+    business_unit = models.ForeignKey(
+        BusinessUnit, on_delete=models.CASCADE, related_name="pool_usage"
+    )
+    day = models.DateField()
+    gpu_hours = models.DecimalField(max_digits=14, decimal_places=3)
+    source = models.CharField(max_length=32, default="upload")
+
+    class Meta:
+        ordering = ["pool", "business_unit", "day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pool", "business_unit", "day"], name="one_pool_usage_row_per_day"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(gpu_hours__gte=0), name="pool_usage_hours_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.business_unit.code} on {self.pool} {self.day}: {self.gpu_hours} GPU-h"

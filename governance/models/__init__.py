@@ -15,6 +15,7 @@ from governance.models.boards import (
     CapacityConflict,
     ReviewBoard,
     ServiceLevelObjective,
+    SloMeasurement,
 )
 from governance.models.decisions import Decision, DeploymentFreeze
 from governance.models.organisation import BusinessUnit, RoleAssignment, User
@@ -36,5 +37,6 @@ __all__ = [
     "ReviewBoard",
     "RoleAssignment",
     "ServiceLevelObjective",
+    "SloMeasurement",
     "User",
 ]

@@ -147,3 +147,35 @@ class ServiceLevelObjective(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.name
+
+
+class SloMeasurement(models.Model):
+    """An SLO's measurement on one UTC day: availability in percent, or p95 latency in ms.
+
+    ``good`` and ``total`` (e.g. successful and all requests) make a month's availability
+    exact, weighting each day by its traffic; without them the day's ``value`` counts once.
+    A missing day is unknown, never a perfect day.
+    """
+
+    slo = models.ForeignKey(
+        ServiceLevelObjective, on_delete=models.CASCADE, related_name="measurements"
+    )
+    day = models.DateField()
+    value = models.DecimalField(max_digits=12, decimal_places=4)
+    good = models.PositiveBigIntegerField(null=True, blank=True)
+    total = models.PositiveBigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=32, default="upload")
+
+    class Meta:
+        ordering = ["slo", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["slo", "day"], name="one_measurement_per_slo_day"),
+            models.CheckConstraint(
+                condition=models.Q(good__isnull=True, total__isnull=True)
+                | models.Q(good__lte=models.F("total")),
+                name="measurement_good_lte_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slo} {self.day}: {self.value}"

@@ -1,0 +1,67 @@
+"""What it costs: the bill, budgets, cloud syncs and chargeback (one module per concern)."""
+
+from costs.models.billing import (
+    MONEY,
+    AllocationRule,
+    BillingFormat,
+    BillingImport,
+    ChargeCategory,
+    CostRow,
+    ImportStatus,
+    TagSet,
+)
+from costs.models.budgets import (
+    AlertMeasure,
+    Budget,
+    BudgetAlert,
+    BudgetBasis,
+    _default_thresholds,
+)
+from costs.models.chargeback import (
+    AllocationPolicy,
+    CapacityQuota,
+    ChargebackPeriod,
+    LineKind,
+    PeriodStatus,
+    QuotaSource,
+    SharedPool,
+    SharedPoolShare,
+    SlaPenaltyPolicy,
+    SplitMethod,
+    Statement,
+    StatementLine,
+)
+from costs.models.sync import CLOUD_PROVIDERS, CloudAccount, SyncKind, SyncRun, SyncStatus
+
+__all__ = [
+    "CLOUD_PROVIDERS",
+    "MONEY",
+    "AlertMeasure",
+    "AllocationPolicy",
+    "AllocationRule",
+    "BillingFormat",
+    "BillingImport",
+    "Budget",
+    "BudgetAlert",
+    "BudgetBasis",
+    "CapacityQuota",
+    "ChargeCategory",
+    "ChargebackPeriod",
+    "CloudAccount",
+    "CostRow",
+    "ImportStatus",
+    "LineKind",
+    "PeriodStatus",
+    "QuotaSource",
+    "SharedPool",
+    "SharedPoolShare",
+    "SlaPenaltyPolicy",
+    "SplitMethod",
+    "Statement",
+    "StatementLine",
+    "SyncKind",
+    "SyncRun",
+    "SyncStatus",
+    "TagSet",
+    "_default_thresholds",
+]
