@@ -19,6 +19,7 @@ from governance.models import (
     ReviewBoard,
     RoleAssignment,
     ServiceLevelObjective,
+    SloMeasurement,
     User,
 )
 from governance.selectors import freezes_in_force
@@ -290,6 +291,24 @@ class ServiceLevelObjectiveAdmin(admin.ModelAdmin):
     list_filter = ("indicator",)
     list_select_related = ("provider",)
     search_fields = ("name", "service")
+
+
+@admin.register(SloMeasurement)
+class SloMeasurementAdmin(PlatformAdminOnly):
+    """Measurements come in through uploads, the API and the usage derivation, which check
+    them; here a platform admin reads them and may delete a wrong one."""
+
+    list_display = ("slo", "day", "value", "good", "total", "source")
+    list_filter = ("source", "slo__indicator")
+    list_select_related = ("slo",)
+    search_fields = ("slo__name", "slo__service")
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 # Schedules run any task with any arguments: platform admins only, whatever Django

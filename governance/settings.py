@@ -235,6 +235,16 @@ CAPGOV_SCHEDULES["budgets-evaluate"] = {
     "task": "costs.tasks.budgets_evaluate_task",
     "schedule": 24 * 60 * 60.0,
 }
+# Chargeback usage data: availability SLO measurements from endpoint usage, and GPU-hours per
+# pool and business unit from the endpoints, over the last 3 days (uploads are never replaced).
+CAPGOV_SCHEDULES["slo-measurements-from-usage"] = {
+    "task": "registry.tasks.slo_measurements_from_usage_task",
+    "schedule": 24 * 60 * 60.0,
+}
+CAPGOV_SCHEDULES["pool-usage-from-endpoints"] = {
+    "task": "registry.tasks.pool_usage_from_endpoints_task",
+    "schedule": 24 * 60 * 60.0,
+}
 # Cloud syncs: costs daily, endpoints and usage hourly, prices weekly.
 for _kind, _every in (
     ("costs", 24 * 3600),

@@ -17,6 +17,7 @@ from registry.models import (
     HardwarePrice,
     HardwareProfile,
     ModelVersion,
+    PoolUsage,
     RegisteredModel,
     RegistrationRequirement,
     RequirementWaiver,
@@ -124,3 +125,21 @@ class CapacityAssessmentAdmin(ReadOnly):
 class RequirementWaiverAdmin(ReadOnly):
     list_display = ("version", "requirement", "expires_at", "granted_by")
     list_select_related = ("version__model", "granted_by")
+
+
+@admin.register(PoolUsage)
+class PoolUsageAdmin(PlatformAdminOnly):
+    """Pool usage comes in through uploads, the API and the endpoint derivation, which check
+    it; here a platform admin reads it and may delete a wrong row."""
+
+    list_display = ("pool", "business_unit", "day", "gpu_hours", "source")
+    list_filter = ("source", "pool")
+    list_select_related = ("pool", "business_unit")
+    search_fields = ("pool__code", "business_unit__code")
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

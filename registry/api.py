@@ -7,22 +7,33 @@ and call one service. A CI pipeline asks ``GET /model-versions/{id}/gate/`` and 
 
 from __future__ import annotations
 
+import django_filters
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_view,
     inline_serializer,
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from governance.api.permissions import IsCostManager
+from governance.api.rows import (
+    CsvUploadSerializer,
+    MonthFilter,
+    RowsStoredSerializer,
+    rows_posted,
+)
 from governance.choices import Role
 from governance.models import BusinessUnit
+from governance.selectors import visible_unit_ids
 from registry import selectors, services
 from registry.benchmarks import METRICS
 from registry.choices import SLO_METRICS, RequirementCode
@@ -43,6 +54,7 @@ from registry.models import (
     HardwarePrice,
     HardwareProfile,
     ModelVersion,
+    PoolUsage,
     RegisteredModel,
     RequirementWaiver,
     VersionTransition,
@@ -95,6 +107,16 @@ class CapacityPoolSerializer(serializers.ModelSerializer):
             "accelerator_count",
             "owner",
         ]
+
+
+class PoolUsageSerializer(serializers.ModelSerializer):
+    pool = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    business_unit = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = PoolUsage
+        fields = ["pool", "business_unit", "day", "gpu_hours", "source"]
+        read_only_fields = fields
 
 
 class RegisteredModelSerializer(serializers.ModelSerializer):
@@ -343,6 +365,17 @@ class ModelInputSerializer(serializers.Serializer):
     )
     vendor = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     description = serializers.CharField(required=False, default="", allow_blank=True)
+
+
+class PoolUsageInputSerializer(serializers.Serializer):
+    """One day of GPU-hours as posted; ``registry.pool_usage_csv`` checks it (as for a CSV)."""
+
+    pool = serializers.SlugField(help_text="The capacity pool's code.")
+    business_unit = serializers.SlugField(help_text="The business unit's code.")
+    day = serializers.DateField(help_text="The UTC day, YYYY-MM-DD.")
+    gpu_hours = serializers.DecimalField(
+        max_digits=14, decimal_places=3, min_value=0, help_text="GPU-hours used that day."
+    )
 
 
 class VersionInputSerializer(serializers.Serializer):
@@ -739,3 +772,62 @@ class CapacityPoolViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return selectors.pool_list()
+
+
+class PoolUsageFilterSet(django_filters.FilterSet):
+    pool = django_filters.CharFilter(field_name="pool__code", label="Pool code")
+    business_unit = django_filters.CharFilter(
+        field_name="business_unit__code", lookup_expr="iexact", label="Business unit code"
+    )
+    month = MonthFilter()
+
+    class Meta:
+        model = PoolUsage
+        fields = ["pool", "business_unit", "month"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="GPU-hours per pool, business unit and day",
+        description="Filter by `pool` and `business_unit` (codes) and `month` (YYYY-MM). "
+        "Without a finance or platform-admin role a person sees their business units' rows.",
+    ),
+)
+class PoolUsageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """GPU-hours each business unit used on each capacity pool per day (quotas read them).
+
+    Finance and platform admins post them as a JSON list of rows or a CSV file
+    (``pool,business_unit,day,gpu_hours``); all rows or none, the same pool, unit and day
+    replaces.
+    """
+
+    serializer_class = PoolUsageSerializer
+    filterset_class = PoolUsageFilterSet
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [IsAuthenticated(), IsCostManager()]
+        return super().get_permissions()
+
+    def get_queryset(self):
+        rows = PoolUsage.objects.select_related("pool", "business_unit").order_by(
+            "pool__code", "business_unit__code", "day"
+        )
+        units = visible_unit_ids(self.request.user)
+        return rows if units is None else rows.filter(business_unit_id__in=units)
+
+    @extend_schema(
+        summary="Store GPU-hours from a JSON list of rows or a CSV file, all or none",
+        request={
+            "application/json": PoolUsageInputSerializer(many=True),
+            "multipart/form-data": CsvUploadSerializer,
+        },
+        responses={200: RowsStoredSerializer, 400: DetailSerializer, 403: DetailSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        posted = rows_posted(request, columns="pool, business_unit, day, gpu_hours")
+        if isinstance(posted, list):
+            stored = services.pool_usage_record(rows=posted, source="api", by=request.user)
+        else:
+            stored = services.pool_usage_import(data=posted, by=request.user)
+        return Response({"stored": stored})

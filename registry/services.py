@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -20,12 +20,17 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from governance.choices import BOARD_ROLES, DecisionKind, DecisionOutcome, Role
+from governance.choices import BOARD_ROLES, DecisionKind, DecisionOutcome, Role, SloIndicator
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
-from governance.models import BusinessUnit, Decision, User
-from governance.selectors import freezes_in_force
-from governance.services import VoteOutcome, board_vote, decision_record
-from registry import capacity, gate, lifecycle
+from governance.models import BusinessUnit, Decision, ServiceLevelObjective, User
+from governance.selectors import freezes_in_force, manages_costs
+from governance.services import (
+    VoteOutcome,
+    board_vote,
+    decision_record,
+    slo_measurements_record,
+)
+from registry import capacity, gate, lifecycle, pool_usage_csv
 from registry.benchmarks import METRICS, BenchmarkFileError, ParsedBenchmark, parse_benchmark
 from registry.benchmarks import missing_metrics as benchmark_missing_metrics
 from registry.choices import (
@@ -48,6 +53,7 @@ from registry.models import (
     HardwarePrice,
     HardwareProfile,
     ModelVersion,
+    PoolUsage,
     RegisteredModel,
     RegistrationRequirement,
     RequirementWaiver,
@@ -1185,17 +1191,31 @@ def endpoint_upsert(
 
 @transaction.atomic
 def endpoint_usage_record(
-    *, endpoint: Endpoint, invocations: dict[date, int], source: str = "sync"
+    *,
+    endpoint: Endpoint,
+    invocations: dict[date, int],
+    source: str = "sync",
+    errors: dict[date, int] | None = None,
 ) -> int:
     """Set the invocations of these days (re-reading a day replaces it); returns days written.
 
     Only days the source reported are written: a day it did not report stays unknown.
+    ``errors`` are the failed invocations of those days, where the source counts them; a day
+    without an error count keeps ``errors`` unknown (and gets no availability measurement).
     """
+    errors = errors or {}
     if any(count < 0 for count in invocations.values()):
         raise DomainError("Invocations cannot be negative.")
+    for day, failed in errors.items():
+        if day not in invocations or not 0 <= failed <= invocations[day]:
+            raise DomainError(
+                f"Errors on {day:%Y-%m-%d} must be between 0 and that day's invocations."
+            )
     EndpointUsage.objects.filter(endpoint=endpoint, day__in=list(invocations)).delete()
     EndpointUsage.objects.bulk_create(
-        EndpointUsage(endpoint=endpoint, day=day, invocations=count, source=source)
+        EndpointUsage(
+            endpoint=endpoint, day=day, invocations=count, errors=errors.get(day), source=source
+        )
         for day, count in sorted(invocations.items())
     )
     return len(invocations)
@@ -1273,3 +1293,229 @@ def deployment_approvers_mail(*, version_id: int, roles: list[str], asked_by_id:
             },
         )
     return len(recipients)
+
+
+# --- usage data for chargeback: pool GPU-hours, SLO measurements from endpoint usage ----------
+
+USAGE_SOURCE = "usage"
+ENDPOINTS_SOURCE = "endpoints"
+HOURS_PER_DAY = 24
+AVAILABILITY_STEP = Decimal("0.0001")
+BATCH = 1000
+
+
+def _pool_usage_may_record(by: User | None) -> None:
+    if not manages_costs(by):
+        raise PermissionDeniedError("Only finance and platform admins record pool usage.")
+
+
+def _usage_source(source: str) -> str:
+    source = source.strip()
+    if not source or len(source) > PoolUsage._meta.get_field("source").max_length:
+        raise DomainError("Name the usage's source in 1 to 32 characters, e.g. upload.")
+    return source
+
+
+def _pool_usage_read(
+    read: Callable[..., list[pool_usage_csv.PoolUsageRow]], data: object
+) -> list[PoolUsage]:
+    pools = dict(CapacityPool.objects.values_list("code", "pk"))
+    units = dict(BusinessUnit.objects.values_list("code", "pk"))
+    try:
+        rows = read(data, pools=pools, units=units)
+    except pool_usage_csv.UsageFileError as exc:
+        raise DomainError(str(exc)) from exc
+    return [
+        PoolUsage(
+            pool_id=pools[r.pool],
+            business_unit_id=units[r.business_unit],
+            day=r.day,
+            gpu_hours=r.gpu_hours,
+        )
+        for r in rows
+    ]
+
+
+def _pool_usage_upsert(rows: list[PoolUsage], source: str) -> int:
+    for row in rows:
+        row.source = source
+    PoolUsage.objects.bulk_create(
+        rows,
+        batch_size=BATCH,
+        update_conflicts=True,
+        unique_fields=["pool", "business_unit", "day"],
+        update_fields=["gpu_hours", "source"],
+    )
+    return len(rows)
+
+
+@transaction.atomic
+def pool_usage_record(
+    *, rows: Iterable[Mapping[str, object]], source: str, by: User | None = None
+) -> int:
+    """Store GPU-hours per pool, business unit and day, all or none; returns rows stored.
+
+    ``rows`` are mappings with ``pool`` (its code), ``business_unit`` (its code), ``day``
+    and ``gpu_hours``, as text or values (JSON posted to the API). A row for a pool, unit
+    and day already stored replaces it, whatever its source. Any bad row refuses them all
+    with a ``DomainError`` naming the row and the field. Finance and platform admins only;
+    ``by=None`` is the system.
+    """
+    _pool_usage_may_record(by)
+    source = _usage_source(source)
+    if isinstance(rows, str | bytes | Mapping):
+        raise DomainError("Send a list of rows, each with pool, business_unit, day, gpu_hours.")
+    rows = list(rows)
+    if not rows:
+        return 0
+    return _pool_usage_upsert(_pool_usage_read(pool_usage_csv.pool_usage_json_read, rows), source)
+
+
+@transaction.atomic
+def pool_usage_import(*, data: str | bytes, source: str = "upload", by: User | None = None) -> int:
+    """Store the GPU-hours of a CSV file ``pool,business_unit,day,gpu_hours``, all or none.
+
+    Read by ``registry.pool_usage_csv``; a bad row refuses the file with a ``DomainError``
+    naming line and column, and nothing is stored. Returns the rows stored.
+    """
+    _pool_usage_may_record(by)
+    source = _usage_source(source)
+    return _pool_usage_upsert(_pool_usage_read(pool_usage_csv.pool_usage_csv_read, data), source)
+
+
+def _pools_by_instance_type() -> dict[tuple[str, str], list[CapacityPool]]:
+    """The pools an endpoint of each (provider, instance type) runs on."""
+    pools = list(CapacityPool.objects.select_related("hardware_profile").order_by("code"))
+    prices = (
+        HardwarePrice.objects.exclude(instance_type="")
+        .values_list("hardware_profile_id", "provider", "instance_type")
+        .distinct()
+    )
+    found: dict[tuple[str, str], list[CapacityPool]] = defaultdict(list)
+    for profile_id, provider, instance_type in prices:
+        for pool in pools:
+            key = (provider, instance_type)
+            if (
+                pool.hardware_profile_id == profile_id
+                and pool.provider == provider
+                and pool not in found[key]
+            ):
+                found[key].append(pool)
+    return found
+
+
+@transaction.atomic
+def pool_usage_from_endpoints(*, days: Iterable[date]) -> int:
+    """Work out GPU-hours per pool, business unit and day from the endpoints; rows written.
+
+    How an endpoint's hours are counted:
+
+    - it runs on a pool when its provider is the pool's and its instance type is the instance
+      type of a price of the pool's hardware profile at that provider. An endpoint whose
+      instance type fits more than one pool is left out (nobody could tell which one it
+      uses: upload its usage instead), and so is one without a business unit;
+    - it uses ``instance_count x accelerators per replica x 24`` GPU-hours on each day it
+      has an ``EndpointUsage`` row, idle or not (it held the GPUs); a day without a usage row
+      is unknown and counts nothing. The instance count and business unit are the endpoint's
+      current ones, which is why the daily task only works out the last few days;
+    - the endpoints of a unit on the same pool and day add up.
+
+    A system write, idempotent: the rows this derivation wrote for ``days`` (source
+    ``endpoints``) are replaced, so an endpoint moved to another unit does not count twice.
+    A row of any other source (an upload) for the same pool, unit and day is never
+    overwritten: that day keeps the uploaded figure.
+    """
+    days = sorted(set(days))
+    if not days:
+        return 0
+    pools = _pools_by_instance_type()
+    usage = EndpointUsage.objects.filter(
+        day__in=days, endpoint__business_unit__isnull=False
+    ).values_list(
+        "day",
+        "endpoint__provider",
+        "endpoint__instance_type",
+        "endpoint__instance_count",
+        "endpoint__business_unit_id",
+    )
+    hours: dict[tuple[int, int, date], Decimal] = defaultdict(Decimal)
+    for day, provider, instance_type, instance_count, unit_id in usage:
+        matches = pools.get((provider, instance_type), [])
+        if len(matches) != 1:
+            continue
+        pool = matches[0]
+        gpus = instance_count * pool.hardware_profile.accelerator_count
+        hours[pool.pk, unit_id, day] += Decimal(gpus * HOURS_PER_DAY)
+    PoolUsage.objects.filter(day__in=days, source=ENDPOINTS_SOURCE).delete()
+    uploaded = set(
+        PoolUsage.objects.select_for_update()
+        .filter(day__in=days)
+        .values_list("pool_id", "business_unit_id", "day")
+    )
+    rows = [
+        PoolUsage(
+            pool_id=pool_id,
+            business_unit_id=unit_id,
+            day=day,
+            gpu_hours=gpu_hours,
+            source=ENDPOINTS_SOURCE,
+        )
+        for (pool_id, unit_id, day), gpu_hours in sorted(hours.items())
+        if (pool_id, unit_id, day) not in uploaded
+    ]
+    # An upload committed meanwhile wins: its row is there, ours is not inserted.
+    PoolUsage.objects.bulk_create(rows, batch_size=BATCH, ignore_conflicts=True)
+    return len(rows)
+
+
+def slo_measurements_from_usage(*, days: Iterable[date]) -> int:
+    """Work out availability measurements from endpoint usage; returns the rows written.
+
+    For each availability SLO whose ``service`` is the name of registry endpoints, each day
+    of ``days`` on which those endpoints served (invocations > 0) with error counts known:
+    ``good = invocations - errors``, ``total = invocations`` and ``value = good / total x
+    100`` as a Decimal rounded down to 4 places (so a day with an error never reads 100 %).
+    Endpoints of the same name (one service in several regions or accounts) add up, and a
+    day counts only when every one of them has its errors counted.
+
+    Missing data is not a perfect day: a day without usage, without traffic or without error
+    counts gets no measurement (nor does one whose errors exceed its invocations). A system
+    write through ``governance.services.slo_measurements_record`` (source ``usage``):
+    re-running replaces what it wrote, and a measurement another source stored (an upload)
+    for the same SLO and day is never overwritten.
+    """
+    days = sorted(set(days))
+    slos = list(
+        ServiceLevelObjective.objects.filter(indicator=SloIndicator.AVAILABILITY).values_list(
+            "name", "service"
+        )
+    )
+    if not days or not slos:
+        return 0
+    counted: dict[tuple[str, date], list[int]] = {}
+    unknown: set[tuple[str, date]] = set()
+    usage = EndpointUsage.objects.filter(
+        day__in=days, endpoint__name__in={service for _, service in slos}
+    ).values_list("endpoint__name", "day", "invocations", "errors")
+    for name, day, invocations, errors in usage:
+        if errors is None:
+            unknown.add((name, day))
+            continue
+        total = counted.setdefault((name, day), [0, 0])
+        total[0] += invocations
+        total[1] += errors
+    rows = []
+    for slo, service in slos:
+        for day in days:
+            key = (service, day)
+            if key in unknown or key not in counted:
+                continue
+            total, errors = counted[key]
+            if total == 0 or errors > total:
+                continue
+            good = total - errors
+            value = (Decimal(good) * 100 / Decimal(total)).quantize(
+                AVAILABILITY_STEP, rounding=ROUND_FLOOR
+            )
+            rows.append({"slo": slo, "day": day, "value": value, "good": good, "total": total})
+    return slo_measurements_record(rows=rows, source=USAGE_SOURCE, keep_other_sources=True)

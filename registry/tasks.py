@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import smtplib
+from datetime import date, timedelta
 
 from celery import shared_task
+from django.db import OperationalError
+from django.utils import timezone
 
 from registry import services
+
+# A database busy or restarting for a moment: try the derivation again a little later.
+DB_RETRY = {
+    "autoretry_for": (OperationalError,),
+    "max_retries": 3,
+    "retry_backoff": 60,
+    "retry_jitter": True,
+}
 
 
 @shared_task(
@@ -21,3 +32,22 @@ def deployment_approvers_mail_task(version_id: int, roles: list[str], asked_by_i
     return services.deployment_approvers_mail(
         version_id=version_id, roles=roles, asked_by_id=asked_by_id
     )
+
+
+def _last_days(days_back: int) -> list[date]:
+    # The full UTC days before today: a day's usage is complete once it is over, and going
+    # back a few days picks up usage that the sync read late.
+    today = timezone.now().date()
+    return [today - timedelta(days=n) for n in range(days_back, 0, -1)]
+
+
+@shared_task(acks_late=True, **DB_RETRY)
+def slo_measurements_from_usage_task(days_back: int = 3) -> int:
+    """Daily (beat): availability measurements from the last days' endpoint usage."""
+    return services.slo_measurements_from_usage(days=_last_days(days_back))
+
+
+@shared_task(acks_late=True, **DB_RETRY)
+def pool_usage_from_endpoints_task(days_back: int = 3) -> int:
+    """Daily (beat): GPU-hours per pool and business unit from the last days' endpoints."""
+    return services.pool_usage_from_endpoints(days=_last_days(days_back))

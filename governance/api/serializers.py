@@ -13,6 +13,7 @@ from governance.models import (
     Decision,
     DeploymentFreeze,
     ServiceLevelObjective,
+    SloMeasurement,
 )
 from governance.services.approvals import (
     COMMENT_MAX,
@@ -307,3 +308,28 @@ class ServiceLevelObjectiveSerializer(serializers.ModelSerializer):
 
 class OpenSloImportSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="An OpenSLO v1 YAML file (one or more kind: SLO).")
+
+
+class SloMeasurementSerializer(serializers.ModelSerializer):
+    slo = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = SloMeasurement
+        fields = ["slo", "day", "value", "good", "total", "source"]
+        read_only_fields = fields
+
+
+class SloMeasurementInputSerializer(serializers.Serializer):
+    """One measurement as posted; ``governance.slo_csv`` checks it (the same rules as a CSV)."""
+
+    slo = serializers.SlugField(help_text="The SLO's name.")
+    day = serializers.DateField(help_text="The UTC day, YYYY-MM-DD.")
+    value = serializers.DecimalField(
+        max_digits=12, decimal_places=4, help_text="Availability in percent (0-100), or p95 ms."
+    )
+    good = serializers.IntegerField(
+        min_value=0, required=False, allow_null=True, help_text="Successful requests."
+    )
+    total = serializers.IntegerField(
+        min_value=0, required=False, allow_null=True, help_text="All requests (with good)."
+    )

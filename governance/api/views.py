@@ -6,16 +6,25 @@ validate an input serializer and call one service.
 
 from __future__ import annotations
 
+import django_filters
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from governance import selectors, services
+from governance.api.permissions import IsCostManager
+from governance.api.rows import (
+    CsvUploadSerializer,
+    MonthFilter,
+    RowsStoredSerializer,
+    rows_posted,
+)
 from governance.api.serializers import (
     ApprovalRequestDetailSerializer,
     ApprovalRequestInputSerializer,
@@ -29,6 +38,8 @@ from governance.api.serializers import (
     OpenSloImportSerializer,
     ReasonInputSerializer,
     ServiceLevelObjectiveSerializer,
+    SloMeasurementInputSerializer,
+    SloMeasurementSerializer,
 )
 from governance.exceptions import ConflictError
 from governance.filters import (
@@ -36,7 +47,7 @@ from governance.filters import (
     DecisionFilterSet,
     DeploymentFreezeFilterSet,
 )
-from governance.models import ApprovalRequest, ServiceLevelObjective
+from governance.models import ApprovalRequest, ServiceLevelObjective, SloMeasurement
 from governance.services.slos import slos_export, slos_import
 
 MAX_OPENSLO_BYTES = 1024 * 1024
@@ -272,3 +283,54 @@ class ServiceLevelObjectiveViewSet(viewsets.ReadOnlyModelViewSet):
             raise ValidationError({"file": ["The file is not UTF-8 text."]}) from exc
         created, updated = slos_import(text=text, by=request.user)
         return Response({"created": created, "updated": updated})
+
+
+class SloMeasurementFilterSet(django_filters.FilterSet):
+    slo = django_filters.CharFilter(field_name="slo__name", label="SLO name")
+    month = MonthFilter()
+
+    class Meta:
+        model = SloMeasurement
+        fields = ["slo", "month"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Daily SLO measurements",
+        description="Filter by `slo` (its name) and `month` (YYYY-MM). Anyone signed in may "
+        "read them: SLOs are not secret.",
+    ),
+)
+class SloMeasurementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Daily SLO measurements: availability in percent or p95 latency in ms.
+
+    Finance and platform admins post them as a JSON list of rows or a CSV file
+    (``slo,day,value[,good,total]``); all rows or none, the same SLO and day replaces.
+    """
+
+    serializer_class = SloMeasurementSerializer
+    filterset_class = SloMeasurementFilterSet
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [IsAuthenticated(), IsCostManager()]
+        return super().get_permissions()
+
+    def get_queryset(self):
+        return SloMeasurement.objects.select_related("slo").order_by("slo__name", "day")
+
+    @extend_schema(
+        summary="Store measurements from a JSON list of rows or a CSV file, all or none",
+        request={
+            "application/json": SloMeasurementInputSerializer(many=True),
+            "multipart/form-data": CsvUploadSerializer,
+        },
+        responses={200: RowsStoredSerializer, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
+    )
+    def create(self, request: Request) -> Response:
+        posted = rows_posted(request, columns="slo, day, value[, good, total]")
+        if isinstance(posted, list):
+            stored = services.slo_measurements_record(rows=posted, source="api", by=request.user)
+        else:
+            stored = services.slo_measurements_import(data=posted, by=request.user)
+        return Response({"stored": stored})

@@ -19,6 +19,12 @@ from governance.services.approvals import (
 from governance.services.boards import VoteOutcome, board_standing, board_vote, board_voter
 from governance.services.decisions import decision_record, freeze_lift, freeze_start
 from governance.services.organisation import business_unit_owner_set, person_upsert
+from governance.services.slos import (
+    slo_measurements_import,
+    slo_measurements_record,
+    slos_export,
+    slos_import,
+)
 
 __all__ = [
     "VoteOutcome",
@@ -44,4 +50,8 @@ __all__ = [
     "freeze_lift",
     "freeze_start",
     "person_upsert",
+    "slo_measurements_import",
+    "slo_measurements_record",
+    "slos_export",
+    "slos_import",
 ]
