@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from costs import budgets, charts, selectors, services, sync
+from costs import budgets, charts, inference, selectors, services, sync
 from costs.exports import CONTENT_TYPES, EXPORTERS
 from costs.filters import BASIS_CHOICES, GROUP_CHOICES, BudgetFilterSet, CostRowFilterSet
 from costs.forms import (
@@ -32,6 +32,7 @@ from governance.exceptions import DomainError, PermissionDeniedError
 from governance.permissions import cost_manager_required
 from governance.selectors import business_unit_list, freezes_in_force
 from governance.services import freeze_lift
+from registry.selectors import model_list as registry_model_list
 
 RESOURCE_LIMIT = 200
 
@@ -606,3 +607,48 @@ def sync_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _platform_admin_required(request)
     run = get_object_or_404(SyncRun.objects.select_related("account", "requested_by"), pk=pk)
     return render(request, "costs/sync_run_detail.html", {"run": run})
+
+
+# --- Cost per inference ----------------------------------------------------------------------
+
+
+def cost_per_inference(request: HttpRequest) -> HttpResponse:
+    """Per model version and endpoint, the month's actual cost per 1k invocations beside the
+    benchmark's predicted cost per 1k requests; ``?model=`` and ``?business_unit=`` narrow it."""
+    month, basis, months = _month_and_basis(request)
+    models = registry_model_list(user=request.user)
+    units = business_unit_list(user=request.user).order_by("code")
+    model = unit = None
+    if raw := request.GET.get("model"):
+        if not raw.isdigit():
+            raise Http404(f"model {raw!r} is not a registered model's id")
+        model = get_object_or_404(models, pk=int(raw))
+    if code := request.GET.get("business_unit"):
+        unit = get_object_or_404(units, code__iexact=code)
+    endpoints = (
+        inference.endpoint_inference_list(
+            user=request.user,
+            month=month,
+            basis=basis,
+            model_id=model.pk if model else None,
+            business_unit_id=unit.pk if unit else None,
+        )
+        if month
+        else []
+    )
+    return render(
+        request,
+        "costs/cost_per_inference.html",
+        {
+            "month": month,
+            "basis": basis,
+            "months": months,
+            "bases": BASIS_CHOICES,
+            "models": models,
+            "units": units,
+            "model": model,
+            "unit": unit,
+            "versions": inference.version_inference_list(endpoints=endpoints),
+            "unlinked": [e for e in endpoints if e.version is None],
+        },
+    )

@@ -31,7 +31,7 @@ from governance.selectors import (
 )
 from governance.services import board_standing, board_voter
 from governance.services.conflicts import conflict_raise, conflict_resolve, conflict_vote
-from registry import charts, gate, selectors, services
+from registry import charts, extensions, gate, selectors, services
 from registry.benchmarks.metrics import METRICS
 from registry.choices import (
     SLO_METRICS,
@@ -268,7 +268,16 @@ def model_compare(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "registry/model_compare.html",
-        {"model": model, "rows": rows, "form": form, "charts": figures},
+        {
+            "model": model,
+            "rows": rows,
+            "form": form,
+            "charts": figures,
+            # What the versions' endpoints actually cost per 1k invocations, from the app that
+            # knows the bill; the costs page shows the month in full.
+            "actual": extensions.actual_costs([r.version.pk for r in rows]),
+            "actual_url": reverse("costs:cost-per-inference"),
+        },
     )
 
 
