@@ -1,16 +1,26 @@
+from django import forms
 from django.contrib import admin, messages
 
 from costs import services
 from costs.models import (
+    AllocationPolicy,
     AllocationRule,
     BillingImport,
     Budget,
     BudgetAlert,
+    CapacityQuota,
+    ChargebackPeriod,
     CloudAccount,
     CostRow,
+    SharedPool,
+    SharedPoolShare,
+    SlaPenaltyPolicy,
+    Statement,
+    StatementLine,
     SyncRun,
     TagSet,
 )
+from costs.penalties import BandError, bands_parse
 from governance.admin import PlatformAdminOnly
 from governance.exceptions import DomainError
 
@@ -206,3 +216,93 @@ class SyncRunAdmin(ReadOnly, PlatformAdminOnly):
     list_display = ("pk", "account", "kind", "status", "rows", "started_at", "finished_at")
     list_filter = ("status", "kind")
     list_select_related = ("account",)
+
+
+# --- Chargeback policy (finance sets it here) and the statements it produced (read only) ------
+
+
+class SharedPoolShareInline(admin.TabularInline):
+    model = SharedPoolShare
+    extra = 0
+
+
+@admin.register(SharedPool)
+class SharedPoolAdmin(CostManagerOnly, admin.ModelAdmin):
+    list_display = ("name", "policy", "source_unit", "method")
+    list_filter = ("method",)
+    filter_horizontal = ("recipients",)
+    inlines = [SharedPoolShareInline]
+
+
+class SharedPoolInline(admin.TabularInline):
+    model = SharedPool
+    extra = 0
+    fields = ("name", "source_unit", "method")
+    show_change_link = True
+
+
+@admin.register(AllocationPolicy)
+class AllocationPolicyAdmin(CostManagerOnly, admin.ModelAdmin):
+    list_display = ("name", "first_month", "basis")
+    inlines = [SharedPoolInline]
+
+
+class SlaPenaltyPolicyForm(forms.ModelForm):
+    class Meta:
+        model = SlaPenaltyPolicy
+        fields = ["slo", "bands", "consumer", "charge_service", "charge_resource", "is_active"]
+
+    def clean_bands(self):
+        try:
+            bands_parse(self.cleaned_data["bands"])
+        except BandError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return self.cleaned_data["bands"]
+
+
+@admin.register(SlaPenaltyPolicy)
+class SlaPenaltyPolicyAdmin(CostManagerOnly, admin.ModelAdmin):
+    form = SlaPenaltyPolicyForm
+    list_display = ("slo", "consumer", "charge_service", "charge_resource", "is_active")
+
+
+@admin.register(CapacityQuota)
+class CapacityQuotaAdmin(CostManagerOnly, admin.ModelAdmin):
+    list_display = (
+        "business_unit",
+        "pool",
+        "first_month",
+        "last_month",
+        "gpu_hours",
+        "unit_price",
+        "currency",
+        "multiplier",
+        "source",
+    )
+    list_filter = ("pool", "source")
+
+
+class StatementLineInline(admin.TabularInline):
+    model = StatementLine
+    extra = 0
+    fields = ("position", "kind", "label", "amount", "explanation")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChargebackPeriod)
+class ChargebackPeriodAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
+    """Published through the Statements page or the API, never edited here."""
+
+    list_display = ("month", "status", "basis", "published_at", "closed_at")
+
+
+@admin.register(Statement)
+class StatementAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
+    list_display = ("period", "business_unit", "currency", "total", "notified_at")
+    list_filter = ("currency", "period__status")
+    list_select_related = ("period", "business_unit")
+    inlines = [StatementLineInline]

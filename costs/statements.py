@@ -31,8 +31,17 @@ from governance.money import money_distribute, money_format, money_round
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 
-# The order lines take on a statement.
-KIND_ORDER = ("direct", "credit", "shared_out", "shared", "penalty", "surcharge", "adjustment")
+# The order lines take on a statement, and what each kind is called.
+KIND_LABELS = {
+    "direct": "Direct cost",
+    "credit": "Credits and refunds",
+    "shared_out": "Shared out",
+    "shared": "Shared-cost share",
+    "penalty": "SLA penalty",
+    "surcharge": "Overage surcharge",
+    "adjustment": "Adjustment",
+}
+KIND_ORDER = tuple(KIND_LABELS)
 
 
 class ChargebackError(ValueError):
@@ -131,6 +140,10 @@ class Line:
     explanation: str
     detail: Mapping[str, object] = field(default_factory=dict)
 
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS[self.kind]
+
     def as_dict(self) -> dict:
         return {
             "kind": self.kind,
@@ -157,6 +170,19 @@ class UnitStatement:
     @property
     def adjustments(self) -> Decimal:
         return self.subtotal("adjustment")
+
+    @property
+    def columns(self) -> dict[str, Decimal]:
+        """The statement in the summary's columns: direct, credits, shared, penalties,
+        surcharges and adjustments (a shared-out line counts under shared)."""
+        return {
+            "direct": self.subtotal("direct"),
+            "credits": self.subtotal("credit"),
+            "shared": self.subtotal("shared", "shared_out"),
+            "penalties": self.subtotal("penalty"),
+            "surcharges": self.subtotal("surcharge"),
+            "adjustments": self.subtotal("adjustment"),
+        }
 
     def as_dict(self) -> dict:
         return {
@@ -185,6 +211,15 @@ class CurrencyStatements:
     @property
     def adjustments(self) -> Decimal:
         return sum((s.adjustments for s in self.statements), self.unallocated_adjustment)
+
+    @property
+    def unallocated_total(self) -> Decimal:
+        return self.unallocated + self.unallocated_adjustment
+
+    @property
+    def grand_total(self) -> Decimal:
+        """Σ statements + Unallocated."""
+        return self.statements_total + self.unallocated_total
 
     @property
     def difference(self) -> Decimal:
@@ -379,8 +414,12 @@ class _Book:
                 recipients = sorted(pool.recipient_ids, key=code)
             else:
                 recipients = sorted(
-                    (uid for uid, total in unit_totals.items() if uid not in holders and total),
-                    key=lambda uid: code(uid),  # type: ignore[arg-type]
+                    (
+                        uid
+                        for uid, total in unit_totals.items()
+                        if uid is not None and uid not in holders and total
+                    ),
+                    key=code,
                 )
             if not recipients:
                 raise ChargebackError(

@@ -4,7 +4,7 @@ from smtplib import SMTPException
 
 from celery import shared_task
 
-from costs import selectors, services, sync
+from costs import chargeback, selectors, services, sync
 from costs.models import BillingImport
 from costs.sync import SyncRetryableError
 
@@ -58,3 +58,15 @@ def sync_run_task(self, run_id: int) -> str:
 def syncs_schedule_task(kind: str) -> int:
     """Beat: queue ``kind`` syncs for every active cloud account that has them."""
     return len(sync.syncs_schedule(kind=kind))
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(SMTPException, OSError),
+    max_retries=5,
+    retry_backoff=True,
+    retry_backoff_max=600,
+)
+def statements_notify_task(period_id: int) -> int:
+    """E-mail each unit's owner the link to their published statement; once per statement."""
+    return chargeback.statements_notify(period_id=period_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from costs import views
+from costs import statement_views, views
 
 app_name = "costs"
 
@@ -10,9 +10,34 @@ urlpatterns = [
     path("imports/", views.import_list, name="import-list"),
     path("imports/<int:pk>/", views.import_detail, name="import-detail"),
     path("imports/<int:pk>/status/", views.import_status, name="import-status"),
+    path("statements/", statement_views.statement_months, name="statement-months"),
+    path("statements/<str:month>/", statement_views.statement_month, name="statements"),
+    path(
+        "statements/<str:month>/export/",
+        statement_views.statement_export,
+        name="statement-export",
+    ),
+    path(
+        "statements/<str:month>/publish/",
+        statement_views.statement_publish,
+        name="statement-publish",
+    ),
+    path(
+        "statements/<str:month>/unpublish/",
+        statement_views.statement_unpublish,
+        name="statement-unpublish",
+    ),
+    path("statements/<str:month>/close/", statement_views.statement_close, name="statement-close"),
+    path(
+        "statements/<str:month>/<str:code>/",
+        statement_views.statement_detail,
+        name="statement-detail",
+    ),
+    path("reconciliation/", statement_views.reconciliation, name="reconciliation"),
     path("chargeback/", views.chargeback, name="chargeback"),
     path("chargeback/export/", views.chargeback_export, name="chargeback-export"),
     path("chargeback/resources/", views.chargeback_resources, name="chargeback-resources"),
+    path("cost-per-inference/", views.cost_per_inference, name="cost-per-inference"),
     path("explorer/", views.explorer, name="explorer"),
     path("unallocated/", views.unallocated, name="unallocated"),
     path("rules/", views.rule_list, name="rule-list"),

@@ -213,6 +213,7 @@ class ChargebackPeriod(models.Model):
         AllocationPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     totals = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -243,6 +244,8 @@ class Statement(models.Model):
     )
     currency = models.CharField(max_length=3)
     total = models.DecimalField(**STATEMENT_MONEY)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notified_to = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["period", "currency", "business_unit__code"]

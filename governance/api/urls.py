@@ -12,12 +12,22 @@ from costs.api import (
     CostRowViewSet,
     SyncRunViewSet,
 )
+from costs.statement_api import (
+    CapacityQuotaViewSet,
+    ReconciliationView,
+    StatementCloseView,
+    StatementDetailView,
+    StatementListView,
+    StatementPublishView,
+    StatementUnpublishView,
+)
 from governance.api.views import (
     ApprovalRequestViewSet,
     BusinessUnitViewSet,
     DecisionViewSet,
     DeploymentFreezeViewSet,
     ServiceLevelObjectiveViewSet,
+    SloMeasurementViewSet,
 )
 from registry.api import (
     BenchmarkProtocolViewSet,
@@ -26,6 +36,7 @@ from registry.api import (
     EfficiencyBenchmarkViewSet,
     HardwareProfileViewSet,
     ModelVersionViewSet,
+    PoolUsageViewSet,
     RegisteredModelViewSet,
     RequirementWaiverViewSet,
 )
@@ -36,6 +47,7 @@ router.register("approval-requests", ApprovalRequestViewSet, basename="approval-
 router.register("decisions", DecisionViewSet, basename="decision")
 router.register("freezes", DeploymentFreezeViewSet, basename="freeze")
 router.register("slos", ServiceLevelObjectiveViewSet, basename="slo")
+router.register("slo-measurements", SloMeasurementViewSet, basename="slo-measurement")
 router.register("costs", CostRowViewSet, basename="cost")
 router.register("imports", BillingImportViewSet, basename="import")
 router.register("allocation-rules", AllocationRuleViewSet, basename="allocation-rule")
@@ -50,8 +62,27 @@ router.register("waivers", RequirementWaiverViewSet, basename="waiver")
 router.register("benchmark-protocols", BenchmarkProtocolViewSet, basename="benchmark-protocol")
 router.register("hardware-profiles", HardwareProfileViewSet, basename="hardware-profile")
 router.register("capacity-pools", CapacityPoolViewSet, basename="capacity-pool")
+router.register("pool-usage", PoolUsageViewSet, basename="pool-usage")
+
+router.register("quotas", CapacityQuotaViewSet, basename="quota")
 
 urlpatterns = [
     path("chargeback/", ChargebackView.as_view(), name="chargeback"),
+    path("statements/", StatementListView.as_view(), name="statement-list"),
+    path(
+        "statements/<str:month>/publish/", StatementPublishView.as_view(), name="statement-publish"
+    ),
+    path(
+        "statements/<str:month>/unpublish/",
+        StatementUnpublishView.as_view(),
+        name="statement-unpublish",
+    ),
+    path("statements/<str:month>/close/", StatementCloseView.as_view(), name="statement-close"),
+    path(
+        "statements/<str:month>/<str:code>/",
+        StatementDetailView.as_view(),
+        name="statement-detail",
+    ),
+    path("reconciliation/", ReconciliationView.as_view(), name="reconciliation"),
     path("", include(router.urls)),
 ]

@@ -52,37 +52,40 @@ def test_load_allocation_rules_reports_a_missing_file(db, tmp_path):
         call_command("load_allocation_rules", str(tmp_path / "nope.yaml"))
 
 
-def test_chargeback_command_writes_json_in_the_stable_shape(october, tmp_path):
+def test_chargeback_command_writes_the_statements_as_json(october, tmp_path):
     out = tmp_path / "cb.json"
     call_command("chargeback", "--month", "2026-10", "--format", "json", "--output", str(out))
     body = json.loads(out.read_text())
-    assert body["currencies"]["USD"]["business_units"] == {
+    usd = body["currencies"]["USD"]
+    assert {s["business_unit"]: s["total"] for s in usd["statements"]} == {
         "ADS": "10.01",
         "RES": "3.75",
-        "UNALLOCATED": "2.00",
     }
+    assert (usd["unallocated"], usd["month_total"], usd["reconciles"]) == ("2.00", "15.76", True)
 
 
-def test_chargeback_command_xlsx_sums_to_the_total(october, tmp_path):
+def test_chargeback_command_xlsx_has_a_sheet_per_unit(october, tmp_path):
     from openpyxl import load_workbook
 
     out = tmp_path / "cb.xlsx"
     call_command("chargeback", "--month", "2026-10", "--format", "xlsx", "--output", str(out))
-    summary = load_workbook(out)["Summary"]
-    rows = list(summary.iter_rows(min_row=2, values_only=True))
-    units = [r for r in rows if r[3] != "TOTAL"]
-    total = next(r for r in rows if r[3] == "TOTAL")
-    assert sum(r[5] for r in units) == total[5]
+    book = load_workbook(out)
+    assert book.sheetnames == ["Summary", "ADS", "RES"]
 
 
-def test_chargeback_command_csv_lines_add_up_per_unit(october, capsysbinary):
-    call_command("chargeback", "--month", "2026-10", "--format", "csv")
-    text = capsysbinary.readouterr().out.decode()
-    assert (
-        text.splitlines()[0]
-        == "month,basis,currency,business_unit,business_unit_name,service,amount"
-    )
-    assert "2026-10,billed,USD,ADS,Ads Ranking,Amazon EC2,10.01" in text
+def test_chargeback_command_prints_the_statements_and_reconciles(october, capsys):
+    call_command("chargeback", "--month", "2026-10")
+    text = capsys.readouterr().out
+    assert "Statements 2026-10 (draft, billed basis)" in text
+    assert "month total 15.76 USD: reconciles ✓" in text
+
+
+def test_chargeback_command_publishes_and_closes(october, capsys):
+    call_command("chargeback", "--month", "2026-10", "--action", "publish", "--format", "csv")
+    assert "2026-10,published,billed,USD,ADS" in capsys.readouterr().out
+    call_command("chargeback", "--month", "2026-10", "--action", "close")
+    with pytest.raises(CommandError, match="closed month never changes"):
+        call_command("chargeback", "--month", "2026-10", "--action", "publish")
 
 
 def test_chargeback_command_refuses_a_month_without_costs(db):

@@ -59,7 +59,8 @@ def test_shared_cost_proportional_to_direct_spend():
     assert share.amount == D("120.00")
     assert share.detail["share_percent"] == "60.00"
     assert "600.00 USD of 1,000.00 USD direct cost = 60.00 %" in share.explanation
-    assert result.reconciles and result.month_total == D("1200.00")
+    assert result.reconciles
+    assert result.month_total == D("1200.00")
 
 
 def test_even_split_gives_the_odd_cent_to_the_first_code():
@@ -72,7 +73,8 @@ def test_even_split_gives_the_odd_cent_to_the_first_code():
     shares = {s.unit.code: s.subtotal("shared") for s in result.statements}
     assert shares == {"A": D("33.34"), "B": D("33.33"), "C": D("33.33")}
     assert sum(shares.values()) == D("100.00")
-    assert result.unallocated == D("0.00") and result.reconciles
+    assert result.unallocated == D("0.00")
+    assert result.reconciles
 
 
 def test_fixed_percentages_must_add_up_to_100():
@@ -110,7 +112,8 @@ def test_sla_penalty_moves_the_band_of_the_charge_from_provider_to_consumer():
     before = statements_build(currency="USD", units=UNITS, direct=base)
     after = statements_build(currency="USD", units=UNITS, direct=base, penalties=[penalty])
     b, plat = (next(s for s in after.statements if s.unit.code == code) for code in ("B", "PLAT"))
-    assert b.subtotal("penalty") == D("-30.00") and plat.subtotal("penalty") == D("30.00")
+    assert b.subtotal("penalty") == D("-30.00")
+    assert plat.subtotal("penalty") == D("30.00")
     assert after.statements_total == before.statements_total == D("1000.00")
     assert "band below 99.9 % → 10 %" in b.lines[-1].explanation
 
@@ -131,8 +134,10 @@ def test_overage_surcharge_goes_to_the_pool_owner():
     base = direct(A="600.00", B="300.00", C="100.00")
     result = statements_build(currency="USD", units=UNITS, direct=base, surcharges=[surcharge])
     c, plat = (next(s for s in result.statements if s.unit.code == code) for code in ("C", "PLAT"))
-    assert c.subtotal("surcharge") == D("30.00") and plat.subtotal("surcharge") == D("-30.00")
-    assert result.statements_total == D("1000.00") and result.reconciles
+    assert c.subtotal("surcharge") == D("30.00")
+    assert plat.subtotal("surcharge") == D("-30.00")
+    assert result.statements_total == D("1000.00")
+    assert result.reconciles
     assert "30 GPU-h over x 2 USD x (1.5 - 1)" in c.lines[-1].explanation
     under = Surcharge(3, 9, "H100 pool", D("100"), D("90"), D("2.00"), D("1.5"))
     assert (
@@ -168,7 +173,8 @@ def test_adjustments_carry_closed_months_into_this_one():
         D("12.34"),
         "Adjustment for September 2026",
     )
-    assert result.statements_total == D("22.34") and result.reconciles
+    assert result.statements_total == D("22.34")
+    assert result.reconciles
 
 
 def test_credits_are_their_own_lines():

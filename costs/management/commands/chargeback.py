@@ -1,33 +1,62 @@
+import json
 import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from costs import selectors
-from costs.exports import EXPORTERS
+from costs import chargeback, selectors
+from costs.statement_exports import STATEMENT_EXPORTS
+from governance.exceptions import DomainError
 from governance.templatetags.capgov import money
+
+ACTIONS = {
+    "publish": chargeback.period_publish,
+    "unpublish": chargeback.period_unpublish,
+    "close": chargeback.period_close,
+}
 
 
 class Command(BaseCommand):
-    help = "Print or write the chargeback of one billing month."
+    help = (
+        "Print or export a month's chargeback statements (draft months are computed live), "
+        "or publish / close the month."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--month", required=True, help="YYYY-MM")
-        parser.add_argument("--basis", choices=list(selectors.BASES), default="billed")
-        parser.add_argument("--format", choices=["table", *EXPORTERS], default="table", dest="fmt")
+        parser.add_argument(
+            "--format", choices=["table", "json", *STATEMENT_EXPORTS], default="table", dest="fmt"
+        )
         parser.add_argument("--output", type=Path, help="write to this file instead of stdout")
+        parser.add_argument(
+            "--action", choices=list(ACTIONS), help="publish, unpublish or close the month first"
+        )
 
-    def handle(self, *args, month: str, basis: str, fmt: str, output: Path | None, **options):
+    def handle(self, *args, month: str, fmt: str, output: Path | None, action, **options):
         try:
             period = selectors.month_parse(month)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        result = selectors.chargeback_get(user=None, month=period, basis=basis)
+        if action:
+            try:
+                ACTIONS[action](month=period, by=None)
+            except DomainError as exc:
+                raise CommandError(exc.message) from exc
+            self.stderr.write(self.style.SUCCESS(f"{month}: {action} done."))
+        result = chargeback.statements_get(user=None, month=period)
+        if result.error:
+            raise CommandError(f"{month}: {result.error}")
         if not result.currencies:
             raise CommandError(f"No costs are stored for billing month {month}.")
         if fmt == "xlsx" and not output:
             raise CommandError("XLSX is a binary file; give --output FILE.xlsx.")
-        data = self._table(result).encode() if fmt == "table" else EXPORTERS[fmt](result)
+        if fmt == "table":
+            data = self._table(result).encode()
+        elif fmt == "json":
+            data = json.dumps(result.as_dict(), indent=2).encode()
+        else:
+            body = STATEMENT_EXPORTS[fmt].render(result)
+            data = body if isinstance(body, bytes) else b"".join(body)
         if output:
             output.write_bytes(data)
             self.stdout.write(self.style.SUCCESS(f"Wrote {output} ({len(data):,} bytes)"))
@@ -35,13 +64,21 @@ class Command(BaseCommand):
             sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
             sys.stdout.flush()
 
-    def _table(self, result: selectors.Chargeback) -> str:
-        lines = [f"Chargeback {result.month:%Y-%m} ({result.basis} basis)"]
+    def _table(self, result: chargeback.StatementSet) -> str:
+        lines = [f"Statements {result.month:%Y-%m} ({result.status}, {result.basis} basis)"]
+        lines += [f"  ! {warning}" for warning in result.warnings]
         for currency, cur in result.currencies.items():
             lines.append("")
-            for line in cur.lines:
+            for s in cur.statements:
                 lines.append(
-                    f"  {line.code:<14} {line.name:<32} {money(line.amount, currency):>22}"
+                    f"  {s.unit.code:<14} {s.unit.name:<32} {money(s.total, currency):>22}"
                 )
-            lines.append(f"  {'TOTAL':<14} {'':<32} {money(cur.total, currency):>22}")
+                for line in s.lines:
+                    lines.append(f"      {line.label[:44]:<44} {money(line.amount, currency):>22}")
+            lines.append(
+                f"  {'UNALLOCATED':<14} {'':<32} {money(cur.unallocated_total, currency):>22}"
+            )
+            lines.append(f"  {'TOTAL':<14} {'':<32} {money(cur.grand_total, currency):>22}")
+            check = "reconciles ✓" if cur.reconciles else f"differs by {cur.difference}"
+            lines.append(f"  month total {money(cur.month_total, currency)}: {check}")
         return "\n".join(lines) + "\n"
