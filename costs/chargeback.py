@@ -612,7 +612,7 @@ def period_publish(*, month: dt.date, by: User | None) -> ChargebackPeriod:
     result = statements_compute(month)
     if result.error:
         raise DomainError(f"{month:%Y-%m} cannot be published: {result.error}")
-    if not any(r.statements for r in result.currencies.values()):
+    if not result.currencies:
         raise DomainError(f"{month:%Y-%m} has no costs to charge; import its bill first.")
     totals = {
         currency: {

@@ -5,56 +5,20 @@ from decimal import Decimal as D
 
 import pytest
 
-from costs import chargeback, services
+from costs import chargeback
 from costs.models import (
-    AllocationPolicy,
     CapacityQuota,
     PeriodStatus,
-    SharedPool,
     SlaPenaltyPolicy,
     Statement,
 )
-from governance.choices import Role
 from governance.exceptions import ConflictError, PermissionDeniedError
 from governance.models import ServiceLevelObjective, SloMeasurement
 from registry.models import CapacityPool, Endpoint, HardwareProfile, PoolUsage
-from tests.factories import BusinessUnitFactory, UserFactory, focus_line, write_focus
+from tests.costs.conftest import CHECKOUT, OCT, import_file
+from tests.factories import UserFactory, focus_line
 
-OCT = dt.date(2026, 10, 1)
 NOV = dt.date(2026, 11, 1)
-CHECKOUT = "arn:aws:sagemaker:us-east-1:111122223333:endpoint/checkout"
-
-
-@pytest.fixture
-def abc(db, tmp_path):
-    """A 600, B 300 (all on the checkout endpoint), C 100, platform overhead 200 (USD)."""
-    units = {code: BusinessUnitFactory(code=code, name=f"Unit {code}") for code in "ABC"}
-    units["PLAT"] = BusinessUnitFactory(code="PLAT", name="Platform")
-    for code, unit in units.items():
-        unit.owner = UserFactory(username=f"owner-{code.lower()}", units=[unit])
-        unit.save()
-        services.allocation_rule_save(
-            business_unit=unit, tag_key="team", tag_values=[code.lower()], priority=10
-        )
-    lines = [
-        focus_line(cost="600.00", tags={"team": "a"}, resource="a-gpu"),
-        focus_line(cost="300.00", tags={"team": "b"}, resource=CHECKOUT),
-        focus_line(cost="100.00", tags={"team": "c"}, resource="c-gpu"),
-        focus_line(cost="200.00", tags={"team": "plat"}, resource="control-plane"),
-    ]
-    import_file(tmp_path / "oct.csv", lines)
-    policy = AllocationPolicy.objects.create(name="FY26", first_month=OCT, basis="billed")
-    SharedPool.objects.create(
-        policy=policy, name="Platform overhead", source_unit=units["PLAT"], method="proportional"
-    )
-    units["finance"] = UserFactory(username="fin", roles=[Role.FINANCE])
-    return units
-
-
-def import_file(path, lines):
-    result = services.billing_import(path=write_focus(path, lines))
-    assert result.status == "succeeded", result.error
-    return result
 
 
 def totals(result, currency="USD"):

@@ -112,3 +112,39 @@ def test_sample_focus_tags_with_stray_spaces_are_trimmed(billing_samples, org):
     keys = {k for tags in CostRow.objects.values_list("tag_set__tags", flat=True) for k in tags}
     assert "org" in keys
     assert " org" not in keys
+
+
+@pytest.mark.parametrize("spread", [False, True], ids=["unallocated-shown", "unallocated-spread"])
+@pytest.mark.parametrize(("relative", "fmt"), SAMPLES, ids=[s[0] for s in SAMPLES])
+def test_sample_statements_reconcile_to_the_cent(billing_samples, org, relative, fmt, spread):
+    """Σ statements + Unallocated = the file's billed total, per month and currency, whether
+    Unallocated is shown or spread over the units; then published, the same holds."""
+    from costs import chargeback
+    from costs.models import AllocationPolicy, SharedPool
+
+    services.allocation_rules_load(
+        text="rules:\n"
+        "  - {business_unit: RES, tag: application, values: [databricks], priority: 10}\n"
+        "  - {business_unit: ADS, tag: environment, values: [prod, dev], priority: 20}\n"
+    )
+    path = billing_samples / relative
+    expected = file_totals(path, fmt)
+    assert services.billing_import(path=path, fmt="auto").status == ImportStatus.SUCCEEDED
+    policy = AllocationPolicy.objects.create(name="p", first_month=dt.date(2000, 1, 1))
+    if spread:
+        pool = SharedPool.objects.create(policy=policy, name="Untagged", method="even")
+        pool.recipients.set([org.research, org.ads])
+    for (month, currency), total in expected.items():
+        first = dt.date.fromisoformat(f"{month}-01")
+        result = chargeback.statements_compute(first)
+        assert not result.error, result.error
+        cur = result.currencies[currency]
+        assert cur.month_total == money_round(total, currency), (month, currency)
+        assert cur.statements_total + cur.unallocated == cur.month_total
+        assert cur.reconciles
+        if spread:
+            assert cur.unallocated == 0
+        chargeback.period_publish(month=first, by=org.finance)
+        rows = {r.currency: r for r in chargeback.reconciliation(month=first, user=org.finance)}
+        assert rows[currency].reconciles
+        assert rows[currency].bill_now == money_round(total, currency)

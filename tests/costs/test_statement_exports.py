@@ -1,7 +1,6 @@
 """Finance exports of a month's statements: CSV, XLSX and the FOCUS CSV with allocation."""
 
 import csv
-import datetime as dt
 import io
 from collections import defaultdict
 from decimal import Decimal as D
@@ -19,39 +18,10 @@ from costs.statement_exports import (
     statements_focus_csv,
     statements_xlsx,
 )
-from governance.choices import Role
-from governance.models import BusinessUnit
-from tests.factories import BusinessUnitFactory, UserFactory, focus_line, write_focus
+from tests.costs.conftest import CHECKOUT, OCT, import_file
+from tests.factories import BusinessUnitFactory, UserFactory, focus_line
 
-OCT = dt.date(2026, 10, 1)
-CHECKOUT = "arn:aws:sagemaker:us-east-1:111122223333:endpoint/checkout"
 LONG = "X" * 31  # two codes that differ only in their 32nd character
-
-
-@pytest.fixture
-def abc(db, tmp_path):
-    """A 600, B 300 (all on the checkout endpoint), C 100, platform overhead 200 (USD)."""
-    units = {code: BusinessUnitFactory(code=code, name=f"Unit {code}") for code in "ABC"}
-    units["PLAT"] = BusinessUnitFactory(code="PLAT", name="Platform")
-    for code, unit in units.items():
-        unit.owner = UserFactory(username=f"owner-{code.lower()}", units=[unit])
-        unit.save()
-        services.allocation_rule_save(
-            business_unit=unit, tag_key="team", tag_values=[code.lower()], priority=10
-        )
-    lines = [
-        focus_line(cost="600.00", tags={"team": "a"}, resource="a-gpu"),
-        focus_line(cost="300.00", tags={"team": "b"}, resource=CHECKOUT),
-        focus_line(cost="100.00", tags={"team": "c"}, resource="c-gpu"),
-        focus_line(cost="200.00", tags={"team": "plat"}, resource="control-plane"),
-    ]
-    import_file(tmp_path / "oct.csv", lines)
-    policy = AllocationPolicy.objects.create(name="FY26", first_month=OCT, basis="billed")
-    SharedPool.objects.create(
-        policy=policy, name="Platform overhead", source_unit=units["PLAT"], method="proportional"
-    )
-    units["finance"] = UserFactory(username="fin", roles=[Role.FINANCE])
-    return units
 
 
 @pytest.fixture
@@ -85,17 +55,7 @@ def busy(abc, tmp_path):
         focus_line(cost="99.6", resource="untagged-tokyo", currency="JPY"),
     ]
     import_file(tmp_path / "oct-busy.csv", lines)
-    # Named recipients: with untagged cost, a pool that names none trips over Unallocated
-    # (statements.py lists it as a recipient; reported to the lead).
-    pool = SharedPool.objects.get(name="Platform overhead")
-    pool.recipients.set(BusinessUnit.objects.exclude(code="PLAT"))
     return abc
-
-
-def import_file(path, lines):
-    result = services.billing_import(path=write_focus(path, lines))
-    assert result.status == "succeeded", result.error
-    return result
 
 
 def read_csv(data: bytes) -> list[dict[str, str]]:
