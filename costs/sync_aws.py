@@ -653,9 +653,15 @@ def _endpoint_describe(sm, name: str) -> _Endpoint | None:
 
 
 def _invocations(
-    cw, account: CloudAccount, endpoints: list[_Endpoint], window: SyncWindow
+    cw,
+    account: CloudAccount,
+    endpoints: list[_Endpoint],
+    window: SyncWindow,
+    metric: str = "Invocations",
 ) -> dict[str, dict[dt.date, int]]:
-    """Daily Invocations per endpoint (summed over its variants), for the days CloudWatch has."""
+    """A daily SageMaker metric per endpoint (summed over its variants), for the days
+    CloudWatch has: ``Invocations``, or ``Invocation5XXErrors`` (the requests the endpoint
+    failed, which availability SLOs count; 4XX errors are the caller's)."""
     queries = []
     owners: dict[str, str] = {}
     for endpoint in endpoints:
@@ -668,7 +674,7 @@ def _invocations(
                     "MetricStat": {
                         "Metric": {
                             "Namespace": "AWS/SageMaker",
-                            "MetricName": "Invocations",
+                            "MetricName": metric,
                             "Dimensions": [
                                 {"Name": "EndpointName", "Value": endpoint.name},
                                 {"Name": "VariantName", "Value": variant},
@@ -691,7 +697,7 @@ def _invocations(
             "EndTime": end,
             "ScanBy": "TimestampAscending",
         }
-        with _aws(account, "CloudWatch GetMetricData (SageMaker Invocations)"):
+        with _aws(account, f"CloudWatch GetMetricData (SageMaker {metric})"):
             while True:
                 answer = cw.get_metric_data(**request)
                 for result in answer.get("MetricDataResults") or []:
@@ -701,7 +707,7 @@ def _invocations(
                         )
                         raise SyncError(
                             scrub(
-                                f"CloudWatch could not read the invocations of "
+                                f"CloudWatch could not read {metric} of "
                                 f"{owners.get(result.get('Id'), '?')} ({result['StatusCode']}"
                                 f"{': ' + message if message else ''})."
                             )
@@ -761,11 +767,12 @@ def aws_endpoints_sync(
             endpoint = _endpoint_describe(sm, name)
         if endpoint is not None:
             endpoints.append(endpoint)
-    usage = (
-        _invocations(_client(account, "cloudwatch"), account, endpoints, window)
-        if endpoints
-        else {}
-    )
+    usage: dict[str, dict[dt.date, int]] = {}
+    failed: dict[str, dict[dt.date, int]] = {}
+    if endpoints:
+        cw = _client(account, "cloudwatch")
+        usage = _invocations(cw, account, endpoints, window)
+        failed = _invocations(cw, account, endpoints, window, metric="Invocation5XXErrors")
 
     rules = services._compiled_rules()
     known = {
@@ -803,7 +810,12 @@ def aws_endpoints_sync(
                 if day not in days:
                     days[day] = 0
                     zero_days += 1
-            days_written += endpoint_usage_record(endpoint=record, invocations=days)
+            errors = {
+                day: min(count, days[day])
+                for day, count in failed.get(endpoint.name, {}).items()
+                if day in days
+            }
+            days_written += endpoint_usage_record(endpoint=record, invocations=days, errors=errors)
     gone = sorted(set(known) - {e.name for e in endpoints})
     detail: dict[str, Any] = {
         "endpoints": len(endpoints),

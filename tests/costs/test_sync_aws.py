@@ -761,6 +761,52 @@ def three_endpoints(aws, clock):
     clock.move_to(dt.datetime(2026, 10, 8, 12, 0, tzinfo=UTC))
 
 
+def test_endpoints_sync_reads_server_errors_for_availability_slos(
+    account, aws, three_endpoints, org, django_capture_on_commit_callbacks
+):
+    """Invocation5XXErrors become the day's errors, and an availability SLO on the endpoint
+    is measured from them; a day CloudWatch has no error count for stays unmeasured."""
+    from governance.models import ServiceLevelObjective, SloMeasurement
+    from registry.services import slo_measurements_from_usage
+
+    boto(aws, "cloudwatch").put_metric_data(
+        Namespace="AWS/SageMaker",
+        MetricData=[
+            {
+                "MetricName": "Invocation5XXErrors",
+                "Dimensions": [
+                    {"Name": "EndpointName", "Value": "ranker"},
+                    {"Name": "VariantName", "Value": variant},
+                ],
+                "Timestamp": dt.datetime(2026, 10, 2, 12, tzinfo=UTC),
+                "Value": value,
+                "Unit": "None",
+            }
+            for variant, value in (("A", 2), ("B", 1))
+        ],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run = sync_run_create(account=account, kind=SyncKind.ENDPOINTS, start=oct_(1), end=oct_(8))
+    run.refresh_from_db()
+    assert run.status == SyncStatus.SUCCEEDED, run.error
+    errors = dict(
+        EndpointUsage.objects.filter(endpoint__name="ranker").values_list("day", "errors")
+    )
+    assert errors[oct_(2)] == 3
+    assert errors[oct_(1)] is None
+    slo = ServiceLevelObjective.objects.create(
+        name="ranker-availability", service="ranker", indicator="availability", target=D("99.9")
+    )
+    slo_measurements_from_usage(days=[oct_(1), oct_(2)])
+    measured = SloMeasurement.objects.get(slo=slo)
+    assert (measured.day, measured.good, measured.total, measured.value) == (
+        oct_(2),
+        147,
+        150,
+        D("98.0000"),
+    )
+
+
 def test_endpoints_sync_records_endpoints_and_daily_invocations(
     account, aws, three_endpoints, org, django_capture_on_commit_callbacks, caplog
 ):
