@@ -355,7 +355,7 @@ def version_inference_list(*, endpoints: Sequence[EndpointInference]) -> list[Ve
     versions = {e.version.pk: e.version for e in endpoints if e.version is not None}
     # The registry's own reading of "newest benchmark, best point, current price", so the
     # predicted figure here is the comparison page's.
-    predicted = registry_selectors._newest_benchmark_best(list(versions.values()))
+    predicted = registry_selectors.newest_benchmark_best(list(versions.values()))
     return _version_lines(endpoints, predicted)
 
 

@@ -221,7 +221,7 @@ class QueueItem:
     verdict: gate.GateVerdict
 
 
-def _newest_benchmark_best(versions: Sequence[ModelVersion]) -> dict[int, PointCosts]:
+def newest_benchmark_best(versions: Sequence[ModelVersion]) -> dict[int, PointCosts]:
     """Per version, the best point of its newest benchmark on its own hardware, with costs."""
     newest: dict[int, EfficiencyBenchmark] = {}
     hardware = {v.pk: v.hardware_profile_id for v in versions}
@@ -269,7 +269,7 @@ def review_queue(*, user: User) -> list[QueueItem]:
     ):
         latest[a.version_id] = a
     verdicts = deployment_gates(list(subjects.values()))
-    best = _newest_benchmark_best(list(subjects.values()))
+    best = newest_benchmark_best(list(subjects.values()))
     items = [
         QueueItem(
             "version",

@@ -7,6 +7,7 @@ import pytest
 
 from costs import chargeback
 from costs.models import (
+    AllocationPolicy,
     CapacityQuota,
     PeriodStatus,
     SlaPenaltyPolicy,
@@ -174,3 +175,33 @@ def test_credit_follows_the_usage_it_corrects(abc, tmp_path):
         "follows the usage of a-gpu" in next(x for x in a.lines if x.kind == "credit").explanation
     )
     assert result.currencies["USD"].unallocated == D("0.00")
+
+
+def test_commitments_follow_the_basis(abc, tmp_path):
+    """Billed: a savings-plan purchase lands whole in the month it was bought. Effective: the
+    purchase is not charged; the usage it covers carries its amortised share instead."""
+    import_file(
+        tmp_path / "oct-commit.csv",
+        [
+            focus_line(
+                cost="1200.00",
+                effective="0",
+                tags={"team": "a"},
+                category="Purchase",
+                resource="sp-1",
+                service="Savings Plans for AWS Compute usage",
+            ),
+            focus_line(cost="0", effective="100.00", tags={"team": "a"}, resource="a-gpu"),
+        ],
+    )
+    policy = AllocationPolicy.objects.get()
+    billed = chargeback.statements_compute(OCT).statement("A")
+    assert billed.subtotal("direct") == D("1200.00")
+    policy.basis = "effective"
+    policy.save()
+    effective = chargeback.statements_compute(OCT)
+    a = effective.statement("A")
+    assert a.subtotal("direct") == D("100.00")
+    assert effective.basis == "effective"
+    assert "Effective cost of" in a.lines[0].explanation
+    assert effective.currencies["USD"].reconciles
