@@ -3,9 +3,7 @@ import datetime as dt
 import pytest
 
 from costs import services
-from costs.models import AllocationPolicy, SharedPool
-from governance.choices import Role
-from tests.factories import BusinessUnitFactory, UserFactory, focus_line, write_focus
+from tests.factories import focus_line, write_focus
 
 OCT = dt.date(2026, 10, 1)
 CHECKOUT = "arn:aws:sagemaker:us-east-1:111122223333:endpoint/checkout"
@@ -39,32 +37,6 @@ def october(org, tmp_path):
     result = services.billing_import(path=path)
     assert result.status == "succeeded", result.error
     return org
-
-
-@pytest.fixture
-def abc(db, tmp_path):
-    """A 600, B 300 (all on the checkout endpoint), C 100, platform overhead 200 (USD)."""
-    units = {code: BusinessUnitFactory(code=code, name=f"Unit {code}") for code in "ABC"}
-    units["PLAT"] = BusinessUnitFactory(code="PLAT", name="Platform")
-    for code, unit in units.items():
-        unit.owner = UserFactory(username=f"owner-{code.lower()}", units=[unit])
-        unit.save()
-        services.allocation_rule_save(
-            business_unit=unit, tag_key="team", tag_values=[code.lower()], priority=10
-        )
-    lines = [
-        focus_line(cost="600.00", tags={"team": "a"}, resource="a-gpu"),
-        focus_line(cost="300.00", tags={"team": "b"}, resource=CHECKOUT),
-        focus_line(cost="100.00", tags={"team": "c"}, resource="c-gpu"),
-        focus_line(cost="200.00", tags={"team": "plat"}, resource="control-plane"),
-    ]
-    import_file(tmp_path / "oct.csv", lines)
-    policy = AllocationPolicy.objects.create(name="FY26", first_month=OCT, basis="billed")
-    SharedPool.objects.create(
-        policy=policy, name="Platform overhead", source_unit=units["PLAT"], method="proportional"
-    )
-    units["finance"] = UserFactory(username="fin", roles=[Role.FINANCE])
-    return units
 
 
 def import_file(path, lines):

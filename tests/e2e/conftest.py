@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import email
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -113,3 +118,53 @@ def celery_worker(extra_env: dict[str, str] | None = None):
         celery_app.conf.task_default_queue = "celery"
         process.terminate()
         process.wait(timeout=10)
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email_policy.default)
+        )
+        self.arrived.set()
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, recipient: str, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.messages:
+                if recipient in message["To"]:
+                    return message
+            self.arrived.wait(0.1)
+            self.arrived.clear()
+        pytest.fail(f"no mail for {recipient} arrived; got {[m['To'] for m in self.messages]}")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def smtp(settings):
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:
+        missing("aiosmtpd")
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    yield inbox
+    controller.stop()

@@ -4,75 +4,18 @@ confirmed, and opening it again changes nothing."""
 
 from __future__ import annotations
 
-import email
 import re
-import socket
-import threading
-import time
 from decimal import Decimal
-from email import policy as email_policy
-from email.message import EmailMessage
 
 import pytest
 
 from governance.choices import RequestStatus, Role
 from governance.models import ApprovalEvent, ApprovalRequest, ApprovalVote
-from tests.e2e.conftest import missing
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.e2e
 
 PHONE = {"width": 390, "height": 844}
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.arrived = threading.Event()
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email_policy.default)
-        )
-        self.arrived.set()
-        return "250 Message accepted for delivery"
-
-    def wait_for(self, recipient: str, timeout: float = 10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.messages:
-                if recipient in message["To"]:
-                    return message
-            self.arrived.wait(0.1)
-            self.arrived.clear()
-        pytest.fail(f"no mail for {recipient} arrived; got {[m['To'] for m in self.messages]}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def smtp(settings):
-    try:
-        from aiosmtpd.controller import Controller
-    except ImportError:
-        missing("aiosmtpd")
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    yield inbox
-    controller.stop()
 
 
 @pytest.fixture

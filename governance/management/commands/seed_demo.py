@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from costs import sampledata, selectors, services
+from costs.demo import seed_chargeback
 from costs.models import Budget, BudgetAlert, ImportStatus
 from governance.choices import Role
 from governance.models import ApprovalRequest, BusinessUnit, User
@@ -132,6 +133,14 @@ class Command(BaseCommand):
             )
         )
         self._budgets(selectors.month_parse(months[-1]))
+        self.stdout.write(
+            self.style.SUCCESS(
+                seed_chargeback(
+                    months=[selectors.month_parse(m) for m in months],
+                    finance=User.objects.get(username="fiona"),
+                )
+            )
+        )
         # After the budgets, so the approval mails can say what an estimate takes of them.
         _approvals(
             {u.username: u for u in User.objects.filter(username__in=[p[0] for p in PEOPLE])},
