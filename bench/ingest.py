@@ -13,6 +13,7 @@ through ``costs.services.billing_import_delete``; the generated CSV is always re
 The last line printed is machine-readable::
 
     rows=… import_s=… rows_per_s=… chargeback_s=… duckdb_s=… ratio_to_duckdb=… peak_rss_mb=…
+    statements_s=… focus_export_s=…
 """
 
 from __future__ import annotations
@@ -62,6 +63,25 @@ def _ensure_repo_on_path() -> None:
     # Run as `python bench/ingest.py`, sys.path[0] is bench/; the apps live one level up.
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+
+
+def _demo_policy(month: dt.date):
+    """Load the demo's units and rules and a policy sharing PLAT's costs; returns the policy."""
+    from costs.models import AllocationPolicy, SharedPool
+    from costs.services import allocation_rules_load
+    from governance.models import BusinessUnit
+
+    rules = REPO / "costs" / "demo" / "allocation_rules.yaml"
+    allocation_rules_load(text=rules.read_text(), file_name=rules.name)
+    policy, _ = AllocationPolicy.objects.update_or_create(
+        first_month=month, defaults={"name": "bench", "basis": "billed"}
+    )
+    SharedPool.objects.get_or_create(
+        policy=policy,
+        source_unit=BusinessUnit.objects.get(code="PLAT"),
+        defaults={"name": "Platform", "method": "proportional"},
+    )
+    return policy
 
 
 def _peak_rss_mb(who: int) -> float:
@@ -156,8 +176,10 @@ def main(argv: list[str] | None = None) -> None:
 
     database = ensure_database()
     setup_django()
+    from costs.chargeback import statements_compute
     from costs.selectors import chargeback_get
     from costs.services import billing_import, billing_import_delete
+    from costs.statement_exports import statements_focus_csv
 
     # Spawned, not forked: a fork would share this process's pages and blur the RSS figures.
     children = concurrent.futures.ProcessPoolExecutor(
@@ -176,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         if record.status != "succeeded":
             _fail(f"import #{record.pk} ended {record.status}: {record.error}")
         record_id = record.pk
+        policy = None
         try:
             if record.rows_read != rows:
                 _fail(f"import read {record.rows_read:,} rows of {rows:,}")
@@ -190,6 +213,21 @@ def main(argv: list[str] | None = None) -> None:
             chargeback_s = time.perf_counter() - started
             print(f"chargeback   {MONTH}, organisation-wide, billed basis in {chargeback_s:.3f} s")
 
+            # Statements as the demo organisation would have them: its rules, and the
+            # platform's costs shared across the units in proportion to their direct spend.
+            policy = _demo_policy(dt.date(year, month, 1))
+            started = time.perf_counter()
+            statements = statements_compute(dt.date(year, month, 1))
+            statements_s = time.perf_counter() - started
+            units = sum(len(c.statements) for c in statements.currencies.values())
+            print(
+                f"statements   {MONTH}: {units} statements, computed live in {statements_s:.3f} s"
+            )
+            started = time.perf_counter()
+            focus_bytes = sum(len(chunk) for chunk in statements_focus_csv(statements))
+            focus_s = time.perf_counter() - started
+            print(f"focus export {focus_bytes / 2**20:.1f} MB with allocation in {focus_s:.3f} s")
+
             duck_s, duck_groups, duck_totals, duck_rss = children.submit(
                 duckdb_reference, path
             ).result()
@@ -202,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"note         stored {record.rows_stored:,} rows, DuckDB {duck_groups:,}")
         finally:
             # Also on failure, so a broken run leaves no million rows behind.
+            if policy is not None:
+                policy.delete()
             if args.keep:
                 print(f"kept         import #{record_id} and its rows")
             else:
@@ -222,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"rows={rows} import_s={import_s:.3f} rows_per_s={rows_per_s:.2f} "
         f"chargeback_s={chargeback_s:.3f} duckdb_s={duck_s:.3f} ratio_to_duckdb={ratio:.3f} "
-        f"peak_rss_mb={peak_mb:.2f}"
+        f"peak_rss_mb={peak_mb:.2f} statements_s={statements_s:.3f} focus_export_s={focus_s:.3f}"
     )
 
 
