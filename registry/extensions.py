@@ -44,3 +44,70 @@ def actual_costs(version_ids: Sequence[int]) -> dict[int, ActualCost]:
         for version_id, cost in provider(ids).items():
             found.setdefault(version_id, cost)
     return found
+
+
+# --- Retirement: what an endpoint costs, and who can act on it in its cloud ------------------
+
+
+class EndpointCost(NamedTuple):
+    """What an endpoint cost over the days asked for, as billed."""
+
+    amount: Decimal
+    currency: str
+
+
+EndpointCostProvider = Callable[[Sequence[int], dt.date, dt.date], dict[int, EndpointCost]]
+_endpoint_cost_providers: list[EndpointCostProvider] = []
+
+
+def register_endpoint_cost_provider(provider: EndpointCostProvider) -> None:
+    if provider not in _endpoint_cost_providers:
+        _endpoint_cost_providers.append(provider)
+
+
+def endpoint_costs(
+    endpoint_ids: Sequence[int], start: dt.date, end: dt.date
+) -> dict[int, EndpointCost]:
+    """Per endpoint id, its billed cost of the usage days ``start`` to ``end`` (exclusive)."""
+    ids = list(endpoint_ids)
+    found: dict[int, EndpointCost] = {}
+    for provider in _endpoint_cost_providers if ids else ():
+        for endpoint_id, cost in provider(ids, start, end).items():
+            found.setdefault(endpoint_id, cost)
+    return found
+
+
+class ActuatorError(Exception):
+    """The cloud refused or failed an action; the message says what it answered."""
+
+
+class EndpointActuator:
+    """Changes an endpoint in its cloud. Each method returns the provider's answer (JSON-able)
+    and raises :class:`ActuatorError` when the call fails. ``plan_*`` describe the call that
+    would be made, without making it (dry runs)."""
+
+    provider = ""
+
+    def plan(self, endpoint, action: str, *, min_instances: int = 1) -> dict:
+        raise NotImplementedError
+
+    def scale_min(self, endpoint, *, min_instances: int) -> dict:
+        raise NotImplementedError
+
+    def delete(self, endpoint) -> dict:
+        raise NotImplementedError
+
+    def restore(self, endpoint, *, evidence: dict) -> dict:
+        raise NotImplementedError
+
+
+_actuators: dict[str, Callable[[], EndpointActuator]] = {}
+
+
+def register_endpoint_actuator(provider: str, factory: Callable[[], EndpointActuator]) -> None:
+    _actuators[provider] = factory
+
+
+def endpoint_actuator(provider: str) -> EndpointActuator | None:
+    factory = _actuators.get(provider)
+    return factory() if factory else None

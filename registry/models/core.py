@@ -497,6 +497,9 @@ class Endpoint(models.Model):
     )
     created_in_cloud_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    retirement_verdict = models.JSONField(
+        default=dict, blank=True, help_text="The last retirement evaluation: idle or why not."
+    )
 
     class Meta:
         ordering = ["provider", "name"]
