@@ -23,6 +23,7 @@ from costs.models import (
 from costs.penalties import BandError, bands_parse
 from governance.admin import PlatformAdminOnly
 from governance.exceptions import DomainError
+from governance.policy import CURRENCY_HELP, currency_code_parse
 
 
 class CostManagerOnly:
@@ -241,8 +242,23 @@ class SharedPoolInline(admin.TabularInline):
     show_change_link = True
 
 
+def _first_of_month(value):
+    return value.replace(day=1) if value else value
+
+
+class AllocationPolicyForm(forms.ModelForm):
+    class Meta:
+        model = AllocationPolicy
+        fields = ["name", "first_month", "basis", "description"]
+
+    def clean_first_month(self):
+        # A policy "from the 15th" means from that month: months are what it governs.
+        return _first_of_month(self.cleaned_data["first_month"])
+
+
 @admin.register(AllocationPolicy)
 class AllocationPolicyAdmin(CostManagerOnly, admin.ModelAdmin):
+    form = AllocationPolicyForm
     list_display = ("name", "first_month", "basis")
     inlines = [SharedPoolInline]
 
@@ -266,8 +282,37 @@ class SlaPenaltyPolicyAdmin(CostManagerOnly, admin.ModelAdmin):
     list_display = ("slo", "consumer", "charge_service", "charge_resource", "is_active")
 
 
+class CapacityQuotaForm(forms.ModelForm):
+    class Meta:
+        model = CapacityQuota
+        fields = [
+            "business_unit",
+            "pool",
+            "first_month",
+            "last_month",
+            "gpu_hours",
+            "unit_price",
+            "currency",
+            "multiplier",
+            "source",
+        ]
+
+    def clean_first_month(self):
+        return _first_of_month(self.cleaned_data["first_month"])
+
+    def clean_last_month(self):
+        return _first_of_month(self.cleaned_data.get("last_month"))
+
+    def clean_currency(self):
+        try:
+            return currency_code_parse(self.cleaned_data["currency"])
+        except ValueError as exc:
+            raise forms.ValidationError(CURRENCY_HELP) from exc
+
+
 @admin.register(CapacityQuota)
 class CapacityQuotaAdmin(CostManagerOnly, admin.ModelAdmin):
+    form = CapacityQuotaForm
     list_display = (
         "business_unit",
         "pool",

@@ -42,7 +42,7 @@ from costs.models import (
     TagSet,
 )
 from costs.selectors import basis_field
-from governance.emails import absolute_url
+from governance.emails import absolute_url, subject_clean
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import BusinessUnit, SloMeasurement, User
 from governance.money import money_format, money_round
@@ -100,7 +100,7 @@ class StatementSet:
             "basis": self.basis,
             "status": self.status,
             "complete": self.complete,
-            "warnings": self.warnings,
+            "warnings": self.warnings if self.complete else [],
             "currencies": {
                 currency: {
                     **(
@@ -152,6 +152,7 @@ def statements_get(*, user: User | None, month: dt.date) -> StatementSet:
     result = _stored(period)
     if visible is not None:
         result.complete = False
+        result.warnings = []  # they name other units' SLOs, pools and quotas
         for cur in list(result.currencies):
             kept = [s for s in result.currencies[cur].statements if s.unit.id in visible]
             if kept:
@@ -171,7 +172,11 @@ def _stored(period: ChargebackPeriod) -> StatementSet:
     )
     by_currency: dict[str, list[engine.UnitStatement]] = defaultdict(list)
     for row in statements:
-        unit = engine.Unit(row.business_unit_id, row.business_unit.code, row.business_unit.name)
+        unit = engine.Unit(
+            row.business_unit_id,
+            row.unit_code or row.business_unit.code,
+            row.unit_name or row.business_unit.name,
+        )
         by_currency[row.currency].append(
             engine.UnitStatement(
                 unit=unit,
@@ -221,11 +226,11 @@ def statements_compute(month: dt.date, *, with_adjustments: bool = True) -> Stat
     warnings: list[str] = []
     penalty_specs = _penalties(month, basis, warnings)
     surcharge_specs = _surcharges(month, warnings)
-    adjustments, unallocated_by_month = _adjustments(month) if with_adjustments else ({}, {})
     currencies: dict[str, engine.CurrencyStatements] = {}
     status = period.status if (period := period_of(month)) else PeriodStatus.DRAFT
-    names = set(direct) | set(penalty_specs) | set(surcharge_specs) | set(adjustments)
     try:
+        adjustments, unallocated_by_month = _adjustments(month) if with_adjustments else ({}, {})
+        names = set(direct) | set(penalty_specs) | set(surcharge_specs) | set(adjustments)
         for currency in sorted(names):
             currencies[currency] = engine.statements_build(
                 currency=currency,
@@ -563,6 +568,12 @@ def _adjustments(
             was[(currency, None)] = Decimal(totals.get("unallocated", "0"))
         now: dict[tuple[str, int | None], Decimal] = defaultdict(lambda: ZERO)
         fresh = statements_compute(adjusted, with_adjustments=False)
+        if fresh.error:
+            # Without the closed month's figure now, every unit would look reversed.
+            raise engine.ChargebackError(
+                f"The closed month {adjusted:%Y-%m} can no longer be computed, so its "
+                f"adjustments cannot be: {fresh.error}"
+            )
         for currency, result in fresh.currencies.items():
             now[(currency, None)] = result.unallocated
             for statement in result.statements:
@@ -625,27 +636,36 @@ def period_publish(*, month: dt.date, by: User | None) -> ChargebackPeriod:
         for currency, r in result.currencies.items()
     }
     policy = policy_for(month)
-    lines = []
-    for currency, r in result.currencies.items():
-        for unit_statement in r.statements:
-            statement = Statement.objects.create(
+    pending = [
+        (
+            Statement(
                 period=period,
                 business_unit_id=unit_statement.unit.id,
+                unit_code=unit_statement.unit.code,
+                unit_name=unit_statement.unit.name,
                 currency=currency,
                 total=unit_statement.total,
+            ),
+            unit_statement,
+        )
+        for currency, r in result.currencies.items()
+        for unit_statement in r.statements
+    ]
+    Statement.objects.bulk_create([statement for statement, _ in pending])
+    lines = []
+    for statement, unit_statement in pending:
+        lines.extend(
+            StatementLine(
+                statement=statement,
+                position=position,
+                kind=line.kind,
+                label=line.label[:300],
+                amount=line.amount,
+                explanation=line.explanation,
+                detail=dict(line.detail),
             )
-            lines.extend(
-                StatementLine(
-                    statement=statement,
-                    position=position,
-                    kind=line.kind,
-                    label=line.label[:300],
-                    amount=line.amount,
-                    explanation=line.explanation,
-                    detail=dict(line.detail),
-                )
-                for position, line in enumerate(unit_statement.lines, start=1)
-            )
+            for position, line in enumerate(unit_statement.lines, start=1)
+        )
     StatementLine.objects.bulk_create(lines, batch_size=1000)
     period.status = PeriodStatus.PUBLISHED
     period.basis = result.basis
@@ -712,52 +732,70 @@ def statement_url(month: dt.date, code: str) -> str:
 
 
 def statements_notify(*, period_id: int) -> int:
-    """E-mail each unit's owner a link to their published statement, once. Returns mails sent."""
+    """E-mail each unit's owner a link to their published statement, once. Returns mails sent.
+
+    Each unit is its own transaction: its statements are locked, mailed and marked, so a
+    failure part-way (an SMTP error, retried by the task) never mails a unit twice.
+    """
+    units = (
+        Statement.objects.filter(period_id=period_id, notified_at=None)
+        .values_list("business_unit_id", flat=True)
+        .distinct()
+        .order_by("business_unit_id")
+    )
     sent = 0
-    with transaction.atomic():
-        rows = list(
-            Statement.objects.filter(
-                period_id=period_id, notified_at=None, period__status__in=["published", "closed"]
+    for unit_id in list(units):
+        with transaction.atomic():
+            group = list(
+                Statement.objects.filter(
+                    period_id=period_id,
+                    business_unit_id=unit_id,
+                    notified_at=None,
+                    period__status__in=[PeriodStatus.PUBLISHED, PeriodStatus.CLOSED],
+                )
+                .select_related("business_unit__owner", "period")
+                .select_for_update(of=("self",))
+                .order_by("currency")
             )
-            .select_related("business_unit__owner", "period")
-            .select_for_update(of=("self",))
-            .order_by("business_unit__code", "currency")
-        )
-        by_unit: dict[int, list[Statement]] = defaultdict(list)
-        for row in rows:
-            by_unit[row.business_unit_id].append(row)
-        for group in by_unit.values():
+            if not group:
+                continue  # another run mailed it, or the month went back to draft
             unit = group[0].business_unit
             owner = unit.owner
             if owner is None or not owner.email or not owner.is_active:
                 logger.warning("statement of %s has no owner to e-mail", unit.code)
                 continue
-            month = group[0].period.month
-            context = {
-                "unit": unit,
-                "month": month,
-                "owner": owner,
-                "statements": [
-                    {"currency": s.currency, "total": money_format(s.total, s.currency)}
-                    for s in group
-                ],
-                "url": absolute_url(statement_url(month, unit.code)),
-            }
-            message = EmailMultiAlternatives(
-                subject=f"[Capgov] Your chargeback statement for {month:%B %Y} · {unit.name}",
-                body=render_to_string("costs/email/statement_published.txt", context),
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                to=[owner.email],
-            )
-            message.attach_alternative(
-                render_to_string("costs/email/statement_published.html", context), "text/html"
-            )
-            message.send()
+            _statement_message(group, owner).send()
             Statement.objects.filter(pk__in=[s.pk for s in group]).update(
                 notified_at=timezone.now(), notified_to=[owner.email]
             )
             sent += 1
     return sent
+
+
+def _statement_message(group: list[Statement], owner: User) -> EmailMultiAlternatives:
+    unit = group[0].business_unit
+    month = group[0].period.month
+    context = {
+        "unit": unit,
+        "month": month,
+        "owner": owner,
+        "statements": [
+            {"currency": s.currency, "total": money_format(s.total, s.currency)} for s in group
+        ],
+        "url": absolute_url(statement_url(month, unit.code)),
+    }
+    message = EmailMultiAlternatives(
+        subject=subject_clean(
+            f"[Capgov] Your chargeback statement for {month:%B %Y} · {unit.name}"
+        ),
+        body=render_to_string("costs/email/statement_published.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[owner.email],
+    )
+    message.attach_alternative(
+        render_to_string("costs/email/statement_published.html", context), "text/html"
+    )
+    return message
 
 
 # --- Reconciliation ---------------------------------------------------------------------------

@@ -29,12 +29,13 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Lower, TruncMonth
 
 from costs.budgets import next_month
+from costs.models import CostRow
 from costs.selectors import basis_field, cost_row_list
 from governance.models import User
 from governance.selectors import visible_unit_ids
 from registry import selectors as registry_selectors
 from registry.choices import Provider
-from registry.extensions import ActualCost
+from registry.extensions import ActualCost, EndpointCost
 from registry.models import Endpoint, EndpointUsage, ModelVersion
 
 ZERO = Decimal(0)
@@ -394,3 +395,37 @@ def version_actual_latest(
         for line in sorted(priced, key=lambda line: line.cost, reverse=True):
             found.setdefault(line.version.pk, ActualCost(line.cost_per_1k, line.currency, month))
     return found
+
+
+def endpoint_cost_between(
+    endpoint_ids: Sequence[int], start: dt.date, end: dt.date
+) -> dict[int, EndpointCost]:
+    """Billed cost of each endpoint's usage days ``start`` to ``end`` (exclusive), in its
+    largest currency: the registry's retirement asks through its hook. The system view."""
+    endpoints = list(Endpoint.objects.filter(pk__in=list(endpoint_ids)))
+    matcher = _EndpointMatcher(endpoints)
+    wanted = Q()
+    if matcher.exact:
+        wanted |= Q(rid__in=list(matcher.exact))
+    for marker in matcher.markers:
+        wanted |= Q(rid__contains=marker)
+    if not wanted:
+        return {}
+    grouped = (
+        CostRow.objects.filter(usage_date__gte=start, usage_date__lt=end)
+        .annotate(rid=Lower("resource_id"))
+        .filter(wanted)
+        .values("rid", "currency")
+        .annotate(amount=Sum("billed_cost"))
+        .order_by()
+    )
+    totals: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    for row in grouped:
+        endpoint = matcher.match(row["rid"])
+        if endpoint is not None:
+            totals[endpoint.pk][row["currency"]] += row["amount"] or ZERO
+    out = {}
+    for pk, by_currency in totals.items():
+        currency, amount = max(by_currency.items(), key=lambda kv: kv[1])
+        out[pk] = EndpointCost(amount=amount, currency=currency)
+    return out

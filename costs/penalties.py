@@ -78,6 +78,8 @@ def bands_parse(raw: object) -> list[Band]:
             credit = Decimal(str(item["credit_percent"]))
         except InvalidOperation as exc:
             raise BandError(f"Band {index}: 'below' and 'credit_percent' are numbers.") from exc
+        if not (below.is_finite() and credit.is_finite()):
+            raise BandError(f"Band {index}: 'below' and 'credit_percent' are finite numbers.")
         if not (0 < below <= HUNDRED) or not (0 < credit <= HUNDRED):
             raise BandError(f"Band {index}: both numbers are percentages above 0, at most 100.")
         bands.append(Band(below, credit))

@@ -7,6 +7,7 @@ Every page, API endpoint and export reads costs through these functions, so the 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,12 +27,24 @@ BASES = {"billed": "billed_cost", "effective": "effective_cost", "list": "list_c
 ZERO = Decimal(0)
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+
+
 def month_parse(value: str) -> dt.date:
-    """``2026-10`` -> 2026-10-01; raises ValueError with a readable message."""
+    """``2026-10`` -> 2026-10-01; raises ValueError with a readable message.
+
+    Years outside 1970-2199 are refused: no bill is dated there, and the months either side
+    of year 1 or 9999 cannot be computed.
+    """
+    text = value.strip() if isinstance(value, str) else ""
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}", text):
+        raise ValueError(f"month {value!r} is not a month written YYYY-MM, e.g. 2026-10")
     try:
-        parsed = dt.datetime.strptime(value.strip(), "%Y-%m")  # noqa: DTZ007 - a date, no time
-    except (AttributeError, ValueError) as exc:
+        parsed = dt.datetime.strptime(text, "%Y-%m")  # noqa: DTZ007 - a date, no time
+    except ValueError as exc:
         raise ValueError(f"month {value!r} is not a month written YYYY-MM, e.g. 2026-10") from exc
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise ValueError(f"month {value!r} is outside {FIRST_YEAR}-{LAST_YEAR}")
     return parsed.date()
 
 

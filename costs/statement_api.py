@@ -27,13 +27,14 @@ from registry.models import CapacityPool
 
 
 class _ExportRenderer(BaseRenderer):
-    """Lets ``?format=csv|xlsx|focus`` through content negotiation; the view answers with
-    the export itself, so ``render`` is never reached with anything to render."""
+    """Lets ``?format=csv|xlsx|focus`` (or an Accept header asking for them) through content
+    negotiation. The view answers with the export itself; anything else that reaches a
+    renderer is an error, written as JSON so its message is not lost."""
 
     charset = None
 
-    def render(self, data, accepted_media_type=None, renderer_context=None):  # pragma: no cover
-        return data if isinstance(data, bytes) else b""
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data)
 
 
 def _renderer(key: str) -> type[BaseRenderer]:
@@ -114,6 +115,13 @@ class StatementListView(APIView):
 
     renderer_classes = [JSONRenderer, *EXPORT_RENDERERS]
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Errors go out as JSON with its content type, whatever export was asked for.
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
     @extend_schema(
         parameters=[
             OpenApiParameter("month", OpenApiTypes.STR, required=True, description="YYYY-MM"),
@@ -128,7 +136,7 @@ class StatementListView(APIView):
         result = chargeback.statements_get(user=request.user, month=month)
         if result.error:
             raise serializers.ValidationError({"policy": result.error})
-        fmt = request.query_params.get("format", "json")
+        fmt = getattr(request.accepted_renderer, "format", "json")
         if fmt in STATEMENT_EXPORTS:
             if not result.currencies:
                 raise NotFound(f"No statements of {month:%Y-%m} that you can see.")

@@ -66,7 +66,13 @@ def statement_detail(request: HttpRequest, month: str, code: str) -> HttpRespons
     """One unit's statement: each line and how it was computed, and its endpoints' cost per
     inference (the drill-down)."""
     period_month = _month(month)
-    unit = business_unit_list(user=request.user).filter(code=code.upper()).first()
+    units = business_unit_list(user=request.user)
+    unit = (
+        units.filter(code=code.upper()).first()
+        or units.filter(
+            statements__period__month=period_month, statements__unit_code=code.upper()
+        ).first()
+    )  # a link mailed before the unit was renamed
     if unit is None:
         raise Http404(f"No business unit {code!r} that you can see.")
     result = chargeback.statements_get(user=request.user, month=period_month)
@@ -74,7 +80,7 @@ def statement_detail(request: HttpRequest, month: str, code: str) -> HttpRespons
         (currency, s)
         for currency, cur in result.currencies.items()
         for s in cur.statements
-        if s.unit.code == unit.code
+        if s.unit.id == unit.pk
     ]
     if not statements:
         raise Http404(
@@ -99,6 +105,8 @@ def statement_detail(request: HttpRequest, month: str, code: str) -> HttpRespons
         {
             "month": period_month,
             "unit": unit,
+            # As the statement has it: a closed month keeps the name it was published with.
+            "unit_name": statements[0][1].unit.name,
             "result": result,
             "statements": statements,
             "endpoints": drill_down,

@@ -407,6 +407,13 @@ class _Book:
                     "correct them in the allocation policy."
                 )
             recipients = sorted(pool.shares, key=code)
+            clash = holders & set(recipients)
+            if clash:
+                raise ChargebackError(
+                    f"Pool {pool.name!r} gives a fixed share to a unit that holds a shared pool "
+                    f"({', '.join(sorted(code(uid) for uid in clash if uid))}); a pool's holder "
+                    "cannot receive a share."
+                )
             weights = {uid: pool.shares[uid] for uid in recipients}
             how = {uid: f"fixed share {pool.shares[uid].normalize():f} %" for uid in recipients}
         else:

@@ -237,6 +237,15 @@ CAPGOV_SCHEDULES["budgets-evaluate"] = {
 }
 # Chargeback usage data: availability SLO measurements from endpoint usage, and GPU-hours per
 # pool and business unit from the endpoints, over the last 3 days (uploads are never replaced).
+# Retirement: score endpoints daily; remind owners and act on due cases hourly.
+CAPGOV_SCHEDULES["retirement-evaluate"] = {
+    "task": "registry.tasks.retirement_evaluate_task",
+    "schedule": 24 * 60 * 60.0,
+}
+CAPGOV_SCHEDULES["retirement-cases-due"] = {
+    "task": "registry.tasks.retirement_cases_due_task",
+    "schedule": 60 * 60.0,
+}
 CAPGOV_SCHEDULES["slo-measurements-from-usage"] = {
     "task": "registry.tasks.slo_measurements_from_usage_task",
     "schedule": 24 * 60 * 60.0,
@@ -281,6 +290,7 @@ CAPGOV_AWS_ENDPOINT_URL = env_str("CAPGOV_AWS_ENDPOINT_URL", "")
 CAPGOV_AWS_ENDPOINT_URLS: dict[str, str] = {}
 CAPGOV_GCP_API_ENDPOINT = env_str("CAPGOV_GCP_API_ENDPOINT", "")
 CAPGOV_BIGQUERY_API_ENDPOINT = env_str("CAPGOV_BIGQUERY_API_ENDPOINT", "")
+CAPGOV_VERTEX_API_ENDPOINT = env_str("CAPGOV_VERTEX_API_ENDPOINT", "")
 CAPGOV_BASE_URL = env_str("CAPGOV_BASE_URL", "http://127.0.0.1:8000")
 # Approval links by e-mail: how long one works, and the estimate (in the request's currency)
 # above which the approver must be signed in to confirm; empty = never.

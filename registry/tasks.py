@@ -51,3 +51,34 @@ def slo_measurements_from_usage_task(days_back: int = 3) -> int:
 def pool_usage_from_endpoints_task(days_back: int = 3) -> int:
     """Daily (beat): GPU-hours per pool and business unit from the last days' endpoints."""
     return services.pool_usage_from_endpoints(days=_last_days(days_back))
+
+
+@shared_task(acks_late=True, **DB_RETRY)
+def retirement_evaluate_task() -> int:
+    """Beat, daily: score every endpoint against the retirement policies; open new cases."""
+    from registry.retirement_services import retirement_evaluate
+
+    return len(retirement_evaluate().opened)
+
+
+@shared_task(acks_late=True, **DB_RETRY)
+def retirement_cases_due_task() -> int:
+    """Beat, hourly: remind owners before the grace period ends, then run the actions."""
+    from registry.retirement_services import retirement_cases_due
+
+    due = retirement_cases_due()
+    return len(due.reminded) + len(due.acted)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(smtplib.SMTPException, OSError),
+    max_retries=5,
+    retry_backoff=30,
+    retry_jitter=True,
+)
+def retirement_notify_task(case_id: int, what: str) -> int:
+    """E-mail a retirement case's owner: it opened (with keep / retire links), or a reminder."""
+    from registry.retirement_services import retirement_notify
+
+    return retirement_notify(case_id=case_id, what=what)

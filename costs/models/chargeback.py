@@ -175,6 +175,11 @@ class CapacityQuota(models.Model):
     class Meta:
         ordering = ["pool", "business_unit__code", "-first_month"]
         constraints = [
+            # One quota per unit, pool and starting month: two would leave the surcharge to
+            # chance.
+            models.UniqueConstraint(
+                fields=["business_unit", "pool", "first_month"], name="one_quota_per_start"
+            ),
             models.CheckConstraint(condition=models.Q(gpu_hours__gte=0), name="quota_hours_gte_0"),
             models.CheckConstraint(condition=models.Q(unit_price__gt=0), name="quota_price_gt_0"),
             models.CheckConstraint(condition=models.Q(multiplier__gte=1), name="quota_mult_gte_1"),
@@ -242,6 +247,9 @@ class Statement(models.Model):
     business_unit = models.ForeignKey(
         BusinessUnit, on_delete=models.PROTECT, related_name="statements"
     )
+    # The unit as it was when the statement was published: a later rename leaves it alone.
+    unit_code = models.CharField(max_length=32, blank=True)
+    unit_name = models.CharField(max_length=200, blank=True)
     currency = models.CharField(max_length=3)
     total = models.DecimalField(**STATEMENT_MONEY)
     notified_at = models.DateTimeField(null=True, blank=True)

@@ -19,7 +19,9 @@ from rest_framework.request import Request
 from governance.exceptions import DomainError
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
-MONTH = RegexValidator(r"^\d{4}-(0[1-9]|1[0-2])$", "Give the month as YYYY-MM, e.g. 2026-10.")
+MONTH = RegexValidator(
+    r"^(19[7-9]\d|2[01]\d\d)-(0[1-9]|1[0-2])$", "Give the month as YYYY-MM, e.g. 2026-10."
+)
 
 RowsStoredSerializer = inline_serializer("RowsStored", {"stored": serializers.IntegerField()})
 

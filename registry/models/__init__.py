@@ -24,6 +24,7 @@ from registry.models.core import (
     VersionTransition,
 )
 from registry.models.retirement import (
+    ACTIVE_STATUSES,
     CaseKind,
     CaseStatus,
     RetirementActionKind,
@@ -35,6 +36,7 @@ from registry.models.retirement import (
 )
 
 __all__ = [
+    "ACTIVE_STATUSES",
     "MEASURE",
     "MONEY",
     "POINT_COLUMNS",

@@ -1,8 +1,11 @@
 import datetime as dt
 
+import botocore.retries.standard
 import pytest
+from moto.server import ThreadedMotoServer
 
 from costs import services
+from tests.costs.aws_server import PriceListServer, moto_reset
 from tests.factories import focus_line, write_focus
 
 OCT = dt.date(2026, 10, 1)
@@ -43,3 +46,47 @@ def import_file(path, lines):
     result = services.billing_import(path=write_focus(path, lines))
     assert result.status == "succeeded", result.error
     return result
+
+
+DUMMY_KEY_ID = "AKIACAPGOVDUMMY00001"
+DUMMY_SECRET = "capgov-dummy-secret-7Qx2+Vr9/Lm"
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def price_server():
+    server = PriceListServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto_aws(moto_url, price_server, settings, monkeypatch, tmp_path):
+    """A clean moto in server mode, dummy credentials, Capgov's clients pointed at it and
+    retries kept short (three attempts, millisecond back-off) so throttling tests stay fast."""
+    moto_reset(moto_url)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", DUMMY_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", DUMMY_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(
+        botocore.retries.standard.ExponentialBackoff,
+        "_DEFAULT_BACKOFF_CONFIG",
+        {"throttling_base_scale": 0.01, "non_throttling_base_scale": 0.01},
+    )
+    settings.CAPGOV_AWS_ENDPOINT_URL = moto_url
+    settings.CAPGOV_AWS_ENDPOINT_URLS = {"pricing": price_server.url}
+    settings.CAPGOV_AWS_MAX_ATTEMPTS = 3
+    return moto_url

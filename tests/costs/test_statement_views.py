@@ -180,7 +180,7 @@ def test_quotas_api(abc, member):
     assert created.status_code == 201, created.json()
     assert CapacityQuota.objects.get().currency == "USD"
     bad = api_as(abc["finance"]).post(
-        "/api/v1/quotas/", {**body, "multiplier": "0.5"}, format="json"
+        "/api/v1/quotas/", {**body, "first_month": "2026-11", "multiplier": "0.5"}, format="json"
     )
     assert bad.status_code == 400
     assert "at least 1" in str(bad.json())

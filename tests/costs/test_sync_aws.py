@@ -14,13 +14,11 @@ import re
 from decimal import Decimal as D
 
 import boto3
-import botocore.retries.standard
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import time_machine
 from django.db.models import Sum
-from moto.server import ThreadedMotoServer
 
 from costs import services, sync_aws
 from costs.models import BillingImport, CloudAccount, CostRow, SyncKind, SyncRun, SyncStatus
@@ -33,15 +31,13 @@ from tests.costs.aws_server import (
     ce_seed,
     install_injector,
     json_error,
-    moto_reset,
     price_item,
     s3_error,
 )
+from tests.costs.conftest import DUMMY_KEY_ID, DUMMY_SECRET
 
 UTC = dt.UTC
 ACCOUNT_ID = "111122223333"
-DUMMY_KEY_ID = "AKIACAPGOVDUMMY00001"
-DUMMY_SECRET = "capgov-dummy-secret-7Qx2+Vr9/Lm"
 OCT, NOV, SEP = dt.date(2026, 10, 1), dt.date(2026, 11, 1), dt.date(2026, 9, 1)
 NOW = dt.datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 BUCKET = "capgov-billing"
@@ -50,29 +46,11 @@ BUCKET = "capgov-billing"
 # --- servers and settings ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def price_server():
-    server = PriceListServer().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
-def aws(moto_url, price_server, settings, monkeypatch, tmp_path):
-    """A clean moto per test, dummy credentials, clients pointed at the local servers and
-    retries kept short (three attempts, millisecond back-off) so throttling tests stay fast."""
-    moto_reset(moto_url)
+def aws(moto_aws, price_server, monkeypatch):
+    """moto_aws (a clean moto, dummy credentials, short retries) with the Price List stand-in
+    and the real sync adapters in place (other tests borrow their registry slots)."""
     price_server.products, price_server.requests = {}, []
-    # Other tests borrow registry slots for fake adapters; make sure the real ones are in.
     for kind, adapter in (
         (SyncKind.COSTS, sync_aws.aws_costs_sync),
         (SyncKind.CUR, sync_aws.aws_cur_sync),
@@ -80,23 +58,7 @@ def aws(moto_url, price_server, settings, monkeypatch, tmp_path):
         (SyncKind.PRICES, sync_aws.aws_prices_sync),
     ):
         monkeypatch.setitem(SYNCS, ("aws", kind), adapter)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", DUMMY_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", DUMMY_SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setattr(
-        botocore.retries.standard.ExponentialBackoff,
-        "_DEFAULT_BACKOFF_CONFIG",
-        {"throttling_base_scale": 0.01, "non_throttling_base_scale": 0.01},
-    )
-    settings.CAPGOV_AWS_ENDPOINT_URL = moto_url
-    settings.CAPGOV_AWS_ENDPOINT_URLS = {"pricing": price_server.url}
-    settings.CAPGOV_AWS_MAX_ATTEMPTS = 3
-    return moto_url
+    return moto_aws
 
 
 @pytest.fixture

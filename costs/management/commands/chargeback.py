@@ -37,6 +37,10 @@ class Command(BaseCommand):
             period = selectors.month_parse(month)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if fmt == "xlsx" and not output:
+            raise CommandError("XLSX is a binary file; give --output FILE.xlsx.")
+        if output and (output.is_dir() or not output.parent.is_dir()):
+            raise CommandError(f"--output {output}: give a file in a folder that exists.")
         if action:
             try:
                 ACTIONS[action](month=period, by=None)
@@ -48,8 +52,6 @@ class Command(BaseCommand):
             raise CommandError(f"{month}: {result.error}")
         if not result.currencies:
             raise CommandError(f"No costs are stored for billing month {month}.")
-        if fmt == "xlsx" and not output:
-            raise CommandError("XLSX is a binary file; give --output FILE.xlsx.")
         if fmt == "table":
             data = self._table(result).encode()
         elif fmt == "json":
