@@ -127,3 +127,11 @@ def gcp_bigquery_client(account: CloudAccount):
         credentials=gcp_credentials(account),
         **_gcp_options(settings.CAPGOV_BIGQUERY_API_ENDPOINT),
     )
+
+
+def gcp_authorized_session(account: CloudAccount):
+    """A ``requests`` session that signs each call with the account's credentials, for the
+    Google REST APIs that have no client library here (Vertex AI)."""
+    from google.auth.transport.requests import AuthorizedSession
+
+    return AuthorizedSession(gcp_credentials(account))

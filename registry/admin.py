@@ -1,8 +1,9 @@
 """Admin for the registry's reference data. Lifecycle moves go through the pages and API.
 
-Hardware, prices, pools, protocols and registration requirements are edited here by
-platform admins; versions, benchmarks and assessments are read-only here because their
-changes must go through ``registry.services`` (history, decisions, the gate).
+Hardware, prices, pools, protocols, registration requirements and retirement policies are
+edited here by platform admins; versions, benchmarks, assessments and retirement cases are
+read-only here because their changes must go through the services (history, decisions, the
+gate, the cloud actions).
 """
 
 from django.contrib import admin
@@ -21,6 +22,11 @@ from registry.models import (
     RegisteredModel,
     RegistrationRequirement,
     RequirementWaiver,
+    RetirementCase,
+    RetirementExemption,
+    RetirementLink,
+    RetirementPolicy,
+    RetirementStep,
 )
 
 
@@ -143,3 +149,85 @@ class PoolUsageAdmin(PlatformAdminOnly):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# --- Retirement -------------------------------------------------------------------------------
+
+
+@admin.register(RetirementPolicy)
+class RetirementPolicyAdmin(PlatformAdminOnly):
+    """Policies are data: which endpoints, what idle means, the action. Only platform admins
+    reach this page, so only they turn a policy's dry run off."""
+
+    list_display = (
+        "name",
+        "is_active",
+        "action",
+        "dry_run",
+        "window_days",
+        "max_daily_invocations",
+        "min_monthly_cost",
+        "currency",
+        "grace_days",
+    )
+    list_filter = ("is_active", "action", "dry_run")
+    search_fields = ("name",)
+    filter_horizontal = ("business_units",)
+
+
+class RetirementStepInline(admin.TabularInline):
+    model = RetirementStep
+    extra = 0
+    fields = ("at", "kind", "by", "dry_run", "succeeded", "text", "request", "response")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RetirementCase)
+class RetirementCaseAdmin(ReadOnly):
+    list_display = (
+        "pk",
+        "kind",
+        "endpoint",
+        "model",
+        "business_unit",
+        "status",
+        "opened_at",
+        "grace_ends_at",
+        "monthly_cost",
+        "currency",
+        "decision",
+    )
+    list_filter = ("status", "kind", "policy", "business_unit")
+    list_select_related = ("endpoint", "model", "business_unit")
+    search_fields = ("endpoint__name", "model__name", "summary")
+    date_hierarchy = "opened_at"
+    inlines = [RetirementStepInline]
+
+
+@admin.register(RetirementStep)
+class RetirementStepAdmin(ReadOnly):
+    list_display = ("case", "at", "kind", "by", "dry_run", "succeeded")
+    list_filter = ("kind", "dry_run", "succeeded")
+    list_select_related = ("case__endpoint", "case__model", "by")
+    date_hierarchy = "at"
+
+
+@admin.register(RetirementExemption)
+class RetirementExemptionAdmin(ReadOnly):
+    list_display = ("endpoint", "until", "granted_by", "case", "created_at", "revoked_at")
+    list_select_related = ("endpoint", "granted_by", "case__endpoint", "case__model")
+    search_fields = ("endpoint__name", "reason")
+
+
+@admin.register(RetirementLink)
+class RetirementLinkAdmin(ReadOnly):
+    list_display = ("case", "person", "action", "created_at", "expires_at", "used_at")
+    list_filter = ("action",)
+    list_select_related = ("case__endpoint", "case__model", "person")

@@ -106,14 +106,22 @@ def endpoint_monthly_costs(
         else:
             missing.append(endpoint)
     types = {(e.provider, e.instance_type) for e in missing if e.instance_type}
-    prices: dict[tuple[str, str], HardwarePrice] = {}
+    prices: dict[tuple, HardwarePrice] = {}
     if types:
-        for price in HardwarePrice.objects.filter(
-            provider__in={p for p, _ in types}, instance_type__in={t for _, t in types}
-        ).order_by("effective_from", "pk"):
-            prices[(price.provider, price.instance_type)] = price  # the newest wins
+        in_force = HardwarePrice.objects.filter(
+            provider__in={p for p, _ in types},
+            instance_type__in={t for _, t in types},
+            effective_from__lt=dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
+            + dt.timedelta(days=1),
+        ).order_by("effective_from", "pk")
+        for price in in_force:
+            # The newest price in force wins; one of the endpoint's own region over any other.
+            prices[(price.provider, price.instance_type)] = price
+            prices[(price.provider, price.instance_type, price.region)] = price
     for endpoint in missing:
-        price = prices.get((endpoint.provider, endpoint.instance_type))
+        price = prices.get(
+            (endpoint.provider, endpoint.instance_type, endpoint.region)
+        ) or prices.get((endpoint.provider, endpoint.instance_type))
         if price is None or not endpoint.instance_count:
             continue
         amount = price.hourly_price * endpoint.instance_count * HOURS_PER_MONTH
@@ -405,57 +413,65 @@ def case_retire_now(*, case: RetirementCase, by: User, now=None) -> RetirementCa
             raise ConflictError(f"The case is {locked.get_status_display().lower()}.")
         locked.decision, locked.decided_by, locked.decided_at = "retire", by, now or timezone.now()
         locked.save(update_fields=["decision", "decided_by", "decided_at"])
-    return case_act(case=locked, by=by, now=now)
+        return _act(case=locked, by=by, now=now)
 
 
 # --- Acting -----------------------------------------------------------------------------------
 
 
+MAX_AUTOMATIC_ATTEMPTS = 3
+
+
 def case_act(*, case: RetirementCase, by: User | None = None, now=None) -> RetirementCase:
     """Run the policy's action on the case's endpoint (or record it, in a dry run).
 
-    The cloud call happens outside any transaction, with the case locked against a second
-    run by its status; a failure leaves the case open with the error.
+    ``by`` is a platform admin acting by hand, or None for the schedule. The case stays
+    locked for the length of the cloud call, so a second run waits and then finds it done;
+    a failure is recorded (the case stays open with the error) rather than raised.
     """
+    if by is not None and not by.has_role(Role.PLATFORM_ADMIN):
+        raise PermissionDeniedError("Only platform admins run retirement actions by hand.")
+    return _act(case=case, by=by, now=now)
+
+
+@transaction.atomic
+def _act(*, case: RetirementCase, by: User | None, now=None) -> RetirementCase:
     now = now or timezone.now()
-    with transaction.atomic():
-        case = _locked(case)
-        if by is not None and not (by.has_role(Role.PLATFORM_ADMIN) or case.decided_by_id == by.pk):
-            raise PermissionDeniedError("Only platform admins run retirement actions by hand.")
-        if case.status not in ACTIVE_STATUSES or case.endpoint is None or case.policy is None:
-            raise ConflictError(f"Case #{case.pk} has nothing to act on ({case.status}).")
-        policy, endpoint = case.policy, case.endpoint
-        action = policy.action
-        if action == RetirementActionKind.NOTIFY:
-            _case_settle(
-                case,
-                status=CaseStatus.CLOSED,
-                now=now,
-                by=by,
-                text="The policy only notifies; the owner was told and nothing was changed.",
-            )
-            return case
-        actuator = extensions.endpoint_actuator(endpoint.provider)
-        plan = (
-            actuator.plan(endpoint, action, min_instances=policy.min_instances)
-            if actuator
-            else {"call": None}
+    case = _locked(case)
+    if case.status not in ACTIVE_STATUSES or case.endpoint is None or case.policy is None:
+        raise ConflictError(f"Case #{case.pk} has nothing to act on ({case.status}).")
+    policy, endpoint = case.policy, case.endpoint
+    action = policy.action
+    if action == RetirementActionKind.NOTIFY:
+        _case_settle(
+            case,
+            status=CaseStatus.CLOSED,
+            now=now,
+            by=by,
+            text="The policy only notifies; the owner was told and nothing was changed.",
         )
-        if policy.dry_run:
-            call = plan.get("call") or f"nothing (no actuator for {endpoint.provider})"
-            case.status = CaseStatus.DRY_RUN
-            case.save(update_fields=["status"])
-            _step(
-                case,
-                action,
-                now=now,
-                by=by,
-                dry_run=True,
-                request=plan,
-                text=f"Dry run: would have called {call} on {endpoint.name}; nothing was "
-                "changed. A platform admin turns off the policy's dry run to act.",
-            )
-            return case
+        return case
+    actuator = extensions.endpoint_actuator(endpoint.provider)
+    plan = (
+        actuator.plan(endpoint, action, min_instances=policy.min_instances)
+        if actuator
+        else {"call": None}
+    )
+    if policy.dry_run:
+        call = plan.get("call") or f"nothing (no actuator for {endpoint.provider})"
+        case.status = CaseStatus.DRY_RUN
+        case.save(update_fields=["status"])
+        _step(
+            case,
+            action,
+            now=now,
+            by=by,
+            dry_run=True,
+            request=plan,
+            text=f"Dry run: would have called {call} on {endpoint.name}; nothing was "
+            "changed. A platform admin turns off the policy's dry run to act.",
+        )
+        return case
     if actuator is None:
         return _act_failed(
             case,
@@ -471,31 +487,31 @@ def case_act(*, case: RetirementCase, by: User | None = None, now=None) -> Retir
         else:
             response = actuator.scale_min(endpoint, min_instances=policy.min_instances)
     except extensions.ActuatorError as exc:
-        return _act_failed(case, action, now, by, plan, str(exc))
-    with transaction.atomic():
-        case = _locked(case)
-        saving = _saving(case, action, policy.min_instances)
-        case.status = CaseStatus.RETIRED
-        case.retired_at = now
-        case.monthly_saving = saving
-        case.last_error = ""
-        case.save(update_fields=["status", "retired_at", "monthly_saving", "last_error"])
-        if action == RetirementActionKind.DELETE:
-            endpoint.status = "Deleted (configuration kept)"
-            endpoint.save(update_fields=["status"])
-        else:
-            endpoint.instance_count = policy.min_instances
-            endpoint.save(update_fields=["instance_count"])
-        _step(
-            case,
-            action,
-            now=now,
-            by=by,
-            request=plan,
-            response=response,
-            text=f"{'Deleted' if action == 'delete' else 'Scaled to the minimum'}: saves "
-            f"{_money_or_unknown(saving, case.currency)} a month.",
-        )
+        # Part of the work may be done (some models undeployed): keep what it returned.
+        return _act_failed(case, action, now, by, plan, str(exc), getattr(exc, "partial", None))
+    saving = _saving(case, action, policy.min_instances)
+    case.status = CaseStatus.RETIRED
+    case.retired_at = now
+    case.monthly_saving = saving
+    case.last_error = ""
+    case.save(update_fields=["status", "retired_at", "monthly_saving", "last_error"])
+    if action == RetirementActionKind.DELETE:
+        endpoint.status = "Deleted (configuration kept)"
+        endpoint.instance_count = 0  # nothing runs (or costs) until it is restored
+        endpoint.save(update_fields=["status", "instance_count"])
+    else:
+        endpoint.instance_count = policy.min_instances
+        endpoint.save(update_fields=["instance_count"])
+    _step(
+        case,
+        action,
+        now=now,
+        by=by,
+        request=plan,
+        response=response,
+        text=f"{'Deleted' if action == 'delete' else 'Scaled to the minimum'}: saves "
+        f"{_money_or_unknown(saving, case.currency)} a month.",
+    )
     return case
 
 
@@ -514,23 +530,32 @@ def _saving(case: RetirementCase, action: str, min_instances: int) -> Decimal | 
     return money_round(case.monthly_cost * (count - min_instances) / count, case.currency)
 
 
-def _act_failed(case, action, now, by, plan, error: str) -> RetirementCase:
-    with transaction.atomic():
-        case = _locked(case)
-        case.status = CaseStatus.OPEN
-        case.last_error = error[:2000]
-        case.save(update_fields=["status", "last_error"])
-        _step(case, action, now=now, by=by, succeeded=False, request=plan, text=error)
+def _act_failed(case, action, now, by, plan, error: str, partial=None) -> RetirementCase:
+    case.status = CaseStatus.OPEN
+    case.last_error = error[:2000]
+    case.save(update_fields=["status", "last_error"])
+    _step(
+        case,
+        action,
+        now=now,
+        by=by,
+        succeeded=False,
+        request=plan,
+        response=partial or {},
+        text=error,
+    )
     logger.warning("retirement case %s: %s failed: %s", case.pk, action, error)
     return case
 
 
+@transaction.atomic
 def case_restore(*, case: RetirementCase, by: User | None, now=None) -> RetirementCase:
-    """Bring a retired endpoint back from what was kept (platform admins)."""
+    """Bring a retired endpoint back from what was kept (platform admins). The case stays
+    locked during the cloud call, so two restores cannot both recreate it."""
     now = now or timezone.now()
     if by is not None and not by.has_role(Role.PLATFORM_ADMIN):
         raise PermissionDeniedError("Only platform admins restore endpoints.")
-    case.refresh_from_db()
+    case = _locked(case)
     if case.status != CaseStatus.RETIRED or case.endpoint is None:
         raise ConflictError("Only a retired endpoint can be restored.")
     done = case.steps.filter(kind__in=["delete", "scale_min"], succeeded=True, dry_run=False).last()
@@ -543,16 +568,17 @@ def case_restore(*, case: RetirementCase, by: User | None, now=None) -> Retireme
         response = actuator.restore(endpoint, evidence=evidence)
     except extensions.ActuatorError as exc:
         _step(case, "restore", now=now, by=by, succeeded=False, text=str(exc))
-        raise DomainError(f"Restoring {endpoint.name} failed: {exc}") from exc
-    with transaction.atomic():
-        case = _locked(case)
-        case.status = CaseStatus.RESTORED
-        case.save(update_fields=["status"])
-        endpoint.status = "Creating (restored)"
-        if case.evidence.get("instance_count"):
-            endpoint.instance_count = case.evidence["instance_count"]
-        endpoint.save(update_fields=["status", "instance_count"])
-        _step(case, "restore", now=now, by=by, response=response, text=f"Restored {endpoint.name}.")
+        case.last_error = str(exc)[:2000]
+        case.save(update_fields=["last_error"])
+        return case
+    case.status = CaseStatus.RESTORED
+    case.last_error = ""
+    case.save(update_fields=["status", "last_error"])
+    endpoint.status = "Creating (restored)"
+    if case.evidence.get("instance_count"):
+        endpoint.instance_count = case.evidence["instance_count"]
+    endpoint.save(update_fields=["status", "instance_count"])
+    _step(case, "restore", now=now, by=by, response=response, text=f"Restored {endpoint.name}.")
     return case
 
 
@@ -560,6 +586,7 @@ def case_restore(*, case: RetirementCase, by: User | None, now=None) -> Retireme
 class DueResult:
     reminded: list[int] = field(default_factory=list)
     acted: list[int] = field(default_factory=list)
+    reopened: list[int] = field(default_factory=list)
 
 
 def retirement_cases_due(*, now: dt.datetime | None = None) -> DueResult:
@@ -574,9 +601,10 @@ def retirement_cases_due(*, now: dt.datetime | None = None) -> DueResult:
         if policy is None:
             continue
         if case.grace_ends_at <= now:
-            if case.decision == "keep":
-                continue
-            case_act(case=case, now=now)
+            failures = case.steps.filter(kind=policy.action, succeeded=False).count()
+            if failures >= MAX_AUTOMATIC_ATTEMPTS:
+                continue  # left open with its error for a platform admin
+            _act(case=case, by=None, now=now)
             result.acted.append(case.pk)
         elif (
             case.reminded_at is None
@@ -589,6 +617,26 @@ def retirement_cases_due(*, now: dt.datetime | None = None) -> DueResult:
                 _step(case, "reminded", now=now, text="Reminder: the grace period ends soon.")
                 transaction.on_commit(lambda pk=case.pk: _notify_later(pk, "reminder"))
                 result.reminded.append(case.pk)
+    # A policy whose dry run was turned off: its dry-run cases start over, owners told again.
+    for case in RetirementCase.objects.filter(
+        kind=CaseKind.IDLE, status=CaseStatus.DRY_RUN, policy__dry_run=False
+    ).select_related("policy"):
+        with transaction.atomic():
+            case = _locked(case)
+            if case.status != CaseStatus.DRY_RUN:
+                continue
+            case.status = CaseStatus.OPEN
+            case.grace_ends_at = now + dt.timedelta(days=case.policy.grace_days)
+            case.reminded_at = None
+            case.save(update_fields=["status", "grace_ends_at", "reminded_at"])
+            _step(
+                case,
+                "reopened",
+                now=now,
+                text="The policy's dry run is off: the grace period starts again.",
+            )
+            transaction.on_commit(lambda pk=case.pk: _notify_later(pk, "opened"))
+        result.reopened.append(case.pk)
     return result
 
 
@@ -605,6 +653,7 @@ def consolidation_open(
         raise PermissionDeniedError(
             "Platform admins, finance and review-board members open consolidation cases."
         )
+    RegisteredModel.objects.select_for_update().filter(pk=model.pk).first()  # one at a time
     existing = RetirementCase.objects.filter(
         kind=CaseKind.CONSOLIDATION, model=model, status=CaseStatus.OPEN
     ).first()
@@ -686,7 +735,9 @@ def link_check(link: RetirementLink, *, now=None) -> str:
 def link_use(
     *, link: RetirementLink, until: dt.date | None = None, reason: str = "", now=None
 ) -> RetirementCase:
-    """Act on a link (POST of the confirmation page): keep, or retire now. Single use."""
+    """Act on a link (POST of the confirmation page): keep, or retire now. Single use: the
+    link is spent in the same transaction as the decision, so a refused decision leaves it
+    usable."""
     now = now or timezone.now()
     with transaction.atomic():
         link = (
@@ -697,8 +748,6 @@ def link_use(
         problem = link_check(link, now=now)
         if problem:
             raise ConflictError(problem)
-        link.used_at = now
-        link.save(update_fields=["used_at"])
         RetirementLink.objects.filter(case=link.case, person=link.person, used_at=None).update(
             used_at=now
         )
@@ -707,7 +756,7 @@ def link_use(
                 raise DomainError("Pick the date until which the endpoint is kept.")
             case_keep(case=link.case, by=link.person, until=until, reason=reason, now=now)
             return RetirementCase.objects.get(pk=link.case_id)
-    return case_retire_now(case=link.case, by=link.person, now=now)
+        return case_retire_now(case=link.case, by=link.person, now=now)
 
 
 def _links_make(case: RetirementCase, person: User, now) -> dict[str, str]:

@@ -1,10 +1,11 @@
-from django.urls import path
+from django.urls import include, path
 
-from registry import views
+from registry import retirement_urls, views
 
 app_name = "registry"
 
 urlpatterns = [
+    path("retirement/", include(retirement_urls.urlpatterns)),
     path("", views.model_list, name="model-list"),
     path("models/new/", views.model_create, name="model-create"),
     path("models/<int:pk>/", views.model_detail, name="model-detail"),

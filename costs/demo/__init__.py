@@ -13,6 +13,7 @@ import random
 from decimal import Decimal
 
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from costs import chargeback
 from costs.models import (
@@ -24,7 +25,8 @@ from costs.models import (
     SlaPenaltyPolicy,
 )
 from governance.models import BusinessUnit, ServiceLevelObjective, User
-from registry.models import CapacityPool, Endpoint, ModelVersion, PoolUsage
+from registry.models import CapacityPool, Endpoint, ModelVersion, PoolUsage, RetirementPolicy
+from registry.retirement_services import retirement_evaluate
 from registry.services import endpoint_upsert, endpoint_usage_record, slo_measurements_from_usage
 
 # name, business unit, daily invocations, server-error rate, model version (model, version)
@@ -33,6 +35,8 @@ ENDPOINTS = [
     ("search-rerank-v3", "SRCH", 650_000, Decimal("0.0002"), None),
     ("llm-summarize-beta", "RES", 90_000, Decimal("0.0005"), ("support-assistant", "2.0-fp16")),
     ("embeddings-bge-large", "PLAT", 2_400_000, Decimal("0.0001"), None),
+    # Forgotten after the October launch: no traffic since, still billed.
+    ("recsys-canary", "ADS", 0, Decimal(0), None),
 ]
 
 
@@ -74,13 +78,18 @@ def _endpoints(months: list[dt.date], units: dict[str, BusinessUnit]) -> list[En
                 model__name=model, version=version
             ).first()
             endpoint.save(update_fields=["model_version"])
+        endpoint.created_in_cloud_at = dt.datetime.combine(months[0], dt.time(), tzinfo=dt.UTC)
+        endpoint.save(update_fields=["created_in_cloud_at"])
         invocations, errors = {}, {}
-        for month in months:
+        yesterday = timezone.now().date() - dt.timedelta(days=1)
+        day = months[0]
+        while day <= yesterday:
             # The last month's recsys-prod had a bad week: 0.4 % of its requests failed.
-            rate = error_rate if month == months[-1] else error_rate / 10
-            for day in _days(month):
-                invocations[day] = int(daily * (0.85 + 0.3 * rng.random()))
-                errors[day] = int(invocations[day] * rate)
+            rate = error_rate if day >= months[-1] else error_rate / 10
+            volume = daily or (5000 if day < months[-1] else 0)  # the canary went quiet
+            invocations[day] = int(volume * (0.85 + 0.3 * rng.random())) if volume else 0
+            errors[day] = int(invocations[day] * rate)
+            day += dt.timedelta(days=1)
         endpoint_usage_record(endpoint=endpoint, invocations=invocations, errors=errors)
         made.append(endpoint)
     return made
@@ -140,11 +149,30 @@ def seed_chargeback(*, months: list[dt.date], finance: User) -> str:
                 day=day,
                 defaults={"gpu_hours": Decimal(80 if month == months[-1] else 60)},
             )
+    # Retirement: a dry-run policy over production and canary endpoints; the evaluation
+    # finds recsys-canary idle and mails its owner (the policy changes nothing in a cloud).
+    retire, _ = RetirementPolicy.objects.get_or_create(
+        name="Idle inference endpoints",
+        defaults={
+            "description": "Endpoints without traffic for two weeks that cost over $500 a "
+            "month are deleted after a week's grace; their configuration is kept for restore.",
+            "window_days": 14,
+            "max_daily_invocations": 1,
+            "min_monthly_cost": Decimal(500),
+            "currency": "USD",
+            "grace_days": 7,
+            "action": "delete",
+            "dry_run": True,
+        },
+    )
+    retirement_evaluate()
     first = chargeback.period_of(months[0])
     if first is None or first.status == PeriodStatus.DRAFT:
         chargeback.period_publish(month=months[0], by=finance)
         first = chargeback.period_close(month=months[0], by=finance)
+    cases = retire.cases.count()
     return (
         f"Chargeback: {months[0]:%Y-%m} published and closed; {months[-1]:%Y-%m} is a draft "
-        "for finance to review, publish and close."
+        f"for finance to review, publish and close. Retirement: {cases} idle endpoint case(s) "
+        "open (dry run)."
     )

@@ -40,6 +40,7 @@ from registry.api import (
     RegisteredModelViewSet,
     RequirementWaiverViewSet,
 )
+from registry.retirement_api import RetirementCaseViewSet, RetirementPolicyViewSet
 
 router = DefaultRouter()
 router.register("business-units", BusinessUnitViewSet, basename="business-unit")
@@ -63,6 +64,8 @@ router.register("benchmark-protocols", BenchmarkProtocolViewSet, basename="bench
 router.register("hardware-profiles", HardwareProfileViewSet, basename="hardware-profile")
 router.register("capacity-pools", CapacityPoolViewSet, basename="capacity-pool")
 router.register("pool-usage", PoolUsageViewSet, basename="pool-usage")
+router.register("retirement-cases", RetirementCaseViewSet, basename="retirement-case")
+router.register("retirement-policies", RetirementPolicyViewSet, basename="retirement-policy")
 
 router.register("quotas", CapacityQuotaViewSet, basename="quota")
 

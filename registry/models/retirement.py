@@ -151,6 +151,11 @@ class RetirementCase(models.Model):
                 condition=models.Q(status__in=["open", "dry_run"], kind="idle"),
                 name="one_open_idle_case_per_endpoint",
             ),
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=models.Q(status="open", kind="consolidation"),
+                name="one_open_consolidation_case_per_model",
+            ),
         ]
 
     def __str__(self) -> str:
