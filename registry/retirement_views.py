@@ -198,6 +198,8 @@ def _window_chart(case: RetirementCase, window: list[dict[str, Any]]) -> dict | 
         yaxis_title="Invocations per day",
         yaxis_tickformat=",d",
         yaxis_rangemode="tozero",
+        # A quiet window would otherwise get a -1..1 axis with repeated 0 / 1 ticks.
+        yaxis_range=None if any(row.get("invocations") for row in window) else [0, 10],
         margin={"l": 70, "r": 20, "t": 20, "b": 50},
         height=280,
         paper_bgcolor="rgba(0,0,0,0)",

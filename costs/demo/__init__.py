@@ -154,11 +154,11 @@ def seed_chargeback(*, months: list[dt.date], finance: User) -> str:
     retire, _ = RetirementPolicy.objects.get_or_create(
         name="Idle inference endpoints",
         defaults={
-            "description": "Endpoints without traffic for two weeks that cost over $500 a "
+            "description": "Endpoints without traffic for two weeks that cost over $200 a "
             "month are deleted after a week's grace; their configuration is kept for restore.",
             "window_days": 14,
             "max_daily_invocations": 1,
-            "min_monthly_cost": Decimal(500),
+            "min_monthly_cost": Decimal(200),
             "currency": "USD",
             "grace_days": 7,
             "action": "delete",
