@@ -5,7 +5,9 @@ reconciliation, exports, and finance's publish / close buttons. Thin: the rules 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -29,17 +31,23 @@ def _month(raw: str) -> dt.date:
         raise Http404(str(exc)) from exc
 
 
+def _months(periods) -> list[dt.date]:
+    """Months with costs or statements, and the month after the last closed one (it carries
+    the closed months' adjustments, bill or not), newest first."""
+    months = set(selectors.chargeback_months(user=None)[:MONTHS_SHOWN]) | set(periods)
+    closed = [m for m, p in periods.items() if p.status == "closed"]
+    if closed:
+        months.add(chargeback.month_next(max(closed)))
+    return sorted(months, reverse=True)[:MONTHS_SHOWN]
+
+
 def statement_months(request: HttpRequest) -> HttpResponse:
     """Months with costs or statements, newest first, with their status."""
-    months = set(selectors.chargeback_months(user=None)[:MONTHS_SHOWN])
     periods = {
         p.month: p for p in ChargebackPeriod.objects.select_related("published_by", "closed_by")
     }
-    months |= set(periods)
-    rows = [
-        {"month": month, "period": periods.get(month)}
-        for month in sorted(months, reverse=True)[:MONTHS_SHOWN]
-    ]
+    months = _months(periods)
+    rows = [{"month": month, "period": periods.get(month)} for month in months]
     if not manages_costs(request.user):
         rows = [r for r in rows if r["period"] and r["period"].status != "draft"]
     return render(request, "costs/statement_months.html", {"rows": rows})
@@ -54,6 +62,7 @@ def statement_month(request: HttpRequest, month: str) -> HttpResponse:
         "result": result,
         "exports": STATEMENT_EXPORTS,
         "finance": manages_costs(request.user),
+        "alert_percent": Decimal(settings.CAPGOV_UNALLOCATED_ALERT_PERCENT),
     }
     if context["finance"] and not result.error:
         context["reconciliation"] = chargeback.reconciliation(
@@ -139,11 +148,7 @@ def statement_export(request: HttpRequest, month: str) -> HttpResponse:
 @cost_manager_required
 def reconciliation(request: HttpRequest) -> HttpResponse:
     """Per month and currency: the month's total against Σ statements + Unallocated."""
-    months = sorted(
-        set(selectors.chargeback_months(user=None)[:MONTHS_SHOWN])
-        | set(ChargebackPeriod.objects.values_list("month", flat=True)),
-        reverse=True,
-    )[:MONTHS_SHOWN]
+    months = _months({p.month: p for p in ChargebackPeriod.objects.all()})
     rows = []
     errors = {}
     for month in months:
@@ -185,6 +190,9 @@ def statement_unpublish(request: HttpRequest, month: str) -> HttpResponse:
 
 @require_POST
 def statement_close(request: HttpRequest, month: str) -> HttpResponse:
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the box to confirm: a closed month never changes.")
+        return redirect("costs:statements", month=month)
     return _transition(
         request,
         month,

@@ -217,6 +217,12 @@ class CurrencyStatements:
         return self.unallocated + self.unallocated_adjustment
 
     @property
+    def unallocated_percent(self) -> Decimal:
+        if not self.month_total:
+            return ZERO
+        return (self.unallocated_total / self.month_total * HUNDRED).quantize(Decimal("0.1"))
+
+    @property
     def grand_total(self) -> Decimal:
         """Σ statements + Unallocated."""
         return self.statements_total + self.unallocated_total
@@ -364,13 +370,13 @@ class _Book:
                 label = f"Credits and refunds · {service}"
                 text = (
                     f"{basis.capitalize()} credits, refunds and corrections on {service} "
-                    f"({rows[(is_credit, service)]:,} cost rows), to the unit whose charges "
+                    f"({_rows(rows[(is_credit, service)])}), to the unit whose charges "
                     f"they correct: {how}."
                 )
             else:
                 label = service
                 text = (
-                    f"{basis.capitalize()} cost of {rows[(is_credit, service)]:,} cost rows "
+                    f"{basis.capitalize()} cost of {_rows(rows[(is_credit, service)])} "
                     f"allocated to this unit: {how}."
                 )
             self.add(
@@ -446,7 +452,7 @@ class _Book:
                 weights = direct
                 how = {
                     uid: f"proportional: {self._money(direct[uid])} of {self._money(base)} "
-                    f"direct cost = {_percent(direct[uid], base)} %"
+                    f"direct cost after credits = {_percent(direct[uid], base)} %"
                     for uid in recipients
                 }
             else:
@@ -547,7 +553,7 @@ class _Book:
         how = (
             f"{_hours(surcharge.used)} GPU-h used on {surcharge.pool}, "
             f"{_hours(surcharge.reserved)} reserved: {_hours(over)} GPU-h over "
-            f"x {surcharge.unit_price.normalize():f} {self.currency} "
+            f"x {self._money(surcharge.unit_price)} per GPU-h "
             f"x ({surcharge.multiplier.normalize():f} - 1)"
         )
         detail = {
@@ -607,4 +613,8 @@ def _percent(part: Decimal, whole: Decimal) -> str:
 
 
 def _hours(value: Decimal) -> str:
-    return f"{value.normalize():f}"
+    return f"{value.normalize():,f}"
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} cost row{'' if count == 1 else 's'}"

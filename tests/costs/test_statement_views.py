@@ -57,13 +57,13 @@ def test_finance_reviews_publishes_and_closes(
 
     detail = client.get(f"{MONTH}A/").content.decode()
     assert "Share of Platform overhead" in detail
-    assert "proportional: 600.00 USD of 1,000.00 USD direct cost = 60.00 %" in detail
+    assert "proportional: 600.00 USD of 1,000.00 USD direct cost after credits = 60.00 %" in detail
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"{MONTH}publish/", follow=True)
     assert "is published" in response.content.decode()
     assert len(mailoutbox) == 4
-    response = client.post(f"{MONTH}close/", follow=True)
+    response = client.post(f"{MONTH}close/", {"confirm": "yes"}, follow=True)
     page = response.content.decode()
     assert "is closed" in page
     assert "Publish and e-mail" not in page
@@ -106,7 +106,7 @@ def test_statement_drill_down_shows_cost_per_inference(abc, signed_in):
     EndpointUsage.objects.create(endpoint=endpoint, day=dt.date(2026, 10, 5), invocations=1_500_000)
     page = signed_in(abc["finance"]).get(f"{MONTH}B/").content.decode()
     assert "checkout" in page
-    assert "1500000" in page
+    assert "1,500,000" in page
     assert "0.2000 USD" in page  # 300.00 over 1.5M invocations per 1k
 
 

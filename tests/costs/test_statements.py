@@ -58,7 +58,7 @@ def test_shared_cost_proportional_to_direct_spend():
     share = next(line for line in result.statements[0].lines if line.kind == "shared")
     assert share.amount == D("120.00")
     assert share.detail["share_percent"] == "60.00"
-    assert "600.00 USD of 1,000.00 USD direct cost = 60.00 %" in share.explanation
+    assert "600.00 USD of 1,000.00 USD direct cost after credits = 60.00 %" in share.explanation
     assert result.reconciles
     assert result.month_total == D("1200.00")
 
@@ -138,7 +138,7 @@ def test_overage_surcharge_goes_to_the_pool_owner():
     assert plat.subtotal("surcharge") == D("-30.00")
     assert result.statements_total == D("1000.00")
     assert result.reconciles
-    assert "30 GPU-h over x 2 USD x (1.5 - 1)" in c.lines[-1].explanation
+    assert "30 GPU-h over x 2.00 USD per GPU-h x (1.5 - 1)" in c.lines[-1].explanation
     under = Surcharge(3, 9, "H100 pool", D("100"), D("90"), D("2.00"), D("1.5"))
     assert (
         not statements_build(currency="USD", units=UNITS, direct=base, surcharges=[under])

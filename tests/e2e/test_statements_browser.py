@@ -34,7 +34,9 @@ def test_finance_publishes_an_owner_reads_finance_closes_and_exports(
     page.get_by_role("heading", name=re.compile("Statements · October 2026")).wait_for()
     assert page.locator('[data-unit="A"]').inner_text() == "720.00 USD"
     page.get_by_role("link", name="A · Unit A").click()
-    page.get_by_text("proportional: 600.00 USD of 1,000.00 USD direct cost = 60.00 %").wait_for()
+    page.get_by_text(
+        "proportional: 600.00 USD of 1,000.00 USD direct cost after credits = 60.00 %"
+    ).wait_for()
     page.go_back()
     page.get_by_role("button", name="Publish and e-mail the owners").click()
     page.get_by_text("is published").wait_for()
@@ -55,6 +57,7 @@ def test_finance_publishes_an_owner_reads_finance_closes_and_exports(
     finally:
         owner.close()
 
+    page.get_by_label("Close for good").check()
     page.get_by_role("button", name="Close October 2026").click()
     page.get_by_text("is closed").wait_for()
     assert period_of(dt.date(2026, 10, 1)).status == PeriodStatus.CLOSED
