@@ -40,7 +40,10 @@ class SageMakerActuator(EndpointActuator):
                 f"No active AWS cloud account {endpoint.account_id} is set up; add it under "
                 "Syncs (admin → Cloud accounts) so Capgov can act on its endpoints."
             )
-        return clients.aws_client(account, "sagemaker", region=endpoint.region or None)
+        try:
+            return clients.aws_client(account, "sagemaker", region=endpoint.region or None)
+        except (BotoCoreError, ClientError) as exc:  # a missing profile, a refused role
+            raise ActuatorError(scrub(f"Could not reach SageMaker for {account}: {exc}")) from exc
 
     def _call(self, what: str, call, **kwargs) -> dict[str, Any]:
         try:
@@ -108,9 +111,16 @@ class SageMakerActuator(EndpointActuator):
         sm = self._client(endpoint)
         described = self._call("DescribeEndpoint", sm.describe_endpoint, EndpointName=endpoint.name)
         config = described.get("EndpointConfigName") or endpoint.config_name
-        tags = self._call(
-            "ListTags", sm.list_tags, ResourceArn=described.get("EndpointArn", endpoint.resource_id)
-        ).get("Tags", [])
+        arn = described.get("EndpointArn", endpoint.resource_id)
+        tags, token = [], None
+        while True:  # every page; "aws:" tags (CloudFormation's) cannot be given back
+            page = self._call(
+                "ListTags", sm.list_tags, ResourceArn=arn, **({"NextToken": token} if token else {})
+            )
+            tags += [t for t in page.get("Tags", []) if not t.get("Key", "").startswith("aws:")]
+            token = page.get("NextToken")
+            if not token:
+                break
         answer = self._call("DeleteEndpoint", sm.delete_endpoint, EndpointName=endpoint.name)
         return {**answer, "kept": {"EndpointConfigName": config, "Tags": tags}}
 

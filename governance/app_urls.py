@@ -14,6 +14,7 @@ urlpatterns = [
     path("approvals/<int:pk>/vote/", views.request_vote, name="request-vote"),
     path("approvals/link/<str:token>/", views.approval_link, name="approval-link"),
     path("decisions/", views.decision_list, name="decision-list"),
+    path("decisions/<int:pk>/", views.decision_detail, name="decision-detail"),
     path("freezes/", views.freeze_list, name="freeze-list"),
     path("freezes/<int:pk>/lift/", views.freeze_lift, name="freeze-lift"),
 ]

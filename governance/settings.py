@@ -254,6 +254,13 @@ CAPGOV_SCHEDULES["pool-usage-from-endpoints"] = {
     "task": "registry.tasks.pool_usage_from_endpoints_task",
     "schedule": 24 * 60 * 60.0,
 }
+# Incident action items: the owner is mailed once this many days before the due date, and
+# once after it has passed.
+CAPGOV_ACTION_REMINDER_DAYS = env_int("CAPGOV_ACTION_REMINDER_DAYS", 2)
+CAPGOV_SCHEDULES["action-items-remind"] = {
+    "task": "incidents.tasks.action_items_remind_task",
+    "schedule": 24 * 60 * 60.0,
+}
 # Cloud syncs: costs daily, endpoints and usage hourly, prices weekly.
 for _kind, _every in (
     ("costs", 24 * 3600),
@@ -345,6 +352,14 @@ SPECTACULAR_SETTINGS = {
         "DecisionKindEnum": "governance.choices.DecisionKind",
         "DecisionOutcomeEnum": "governance.choices.DecisionOutcome",
         "RoleEnum": "governance.choices.Role",
+        "IncidentStatusEnum": "incidents.models.IncidentStatus",
+        "PostMortemStatusEnum": "incidents.models.PostMortemStatus",
+        "FactorStatusEnum": "incidents.models.FactorStatus",
+        "ActionStatusEnum": "incidents.models.ActionStatus",
+        "ActionCloseStatusEnum": "incidents.actions.CLOSED",
+        "ActionKindEnum": "incidents.models.ActionKind",
+        "AffectedTypeEnum": "incidents.api.AFFECTED_TYPES",
+        "ActionSubjectTypeEnum": "incidents.api.ACTION_SUBJECTS",
     },
 }
 

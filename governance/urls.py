@@ -19,6 +19,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("costs/", include("costs.urls")),
     path("registry/", include("registry.urls")),
+    path("incidents/", include("incidents.urls")),
     path("api/v1/", include(("governance.api.urls", "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The docs are a page for people: send a signed-out visitor to the login page.

@@ -8,6 +8,10 @@ service's message and the matching status (400, 403 or 409).
 
 from __future__ import annotations
 
+import contextlib
+import json
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -15,7 +19,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -26,7 +30,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from governance import selectors, services
 from governance.choices import RequestStatus, Role
 from governance.exceptions import DomainError
-from governance.extensions import request_notes
+from governance.extensions import decision_related, request_notes
 from governance.filters import (
     ApprovalRequestFilterSet,
     DecisionFilterSet,
@@ -39,7 +43,8 @@ from governance.forms import (
     ReasonForm,
     VoteForm,
 )
-from governance.models import ApprovalRequest, BusinessUnit
+from governance.models import ApprovalRequest, BoardVote, BusinessUnit
+from governance.money import money_format
 from governance.services import approvals as approval_services
 from governance.services.approvals import SignInRequiredError
 
@@ -433,6 +438,68 @@ def decision_list(request: HttpRequest) -> HttpResponse:
         request,
         "governance/decision_list.html",
         {"filter": filterset, "page": page, "filtered": _is_filtered(request, filterset)},
+    )
+
+
+# Evidence keys shown as money, in the evidence's own currency, and labels that are not just
+# the key written out.
+MONEY_EVIDENCE = frozenset({"estimated_cost", "monthly_cost", "min_monthly_cost", "amount"})
+EVIDENCE_LABELS = {
+    "gpu_hours": "GPU-hours",
+    "duration_hours": "Duration (hours)",
+    "peak_rps": "Peak requests/s",
+    "throughput_rps": "Throughput per replica (requests/s)",
+    "headroom_pct": "Headroom (%)",
+    "pool_share_pct": "Share of the pool (%)",
+    "slo": "SLO",
+    "request_id": "Request #",
+}
+
+
+def _evidence_rows(evidence: dict) -> tuple[list[tuple[str, str]], str]:
+    """The numbers a decider saw: simple values as (label, text) rows, the nested rest (steps,
+    votes, gate verdicts) as indented JSON."""
+    if not isinstance(evidence, dict):
+        return [], json.dumps(evidence, indent=2, default=str) if evidence else ""
+    currency = str(evidence.get("currency") or "")
+    rows: list[tuple[str, str]] = []
+    nested: dict = {}
+    for key, value in evidence.items():
+        if isinstance(value, dict | list):
+            if value:
+                nested[key] = value
+            continue
+        if value is None or value == "" or key == "currency":
+            continue
+        text = str(value)
+        if key in MONEY_EVIDENCE and currency:
+            with contextlib.suppress(ArithmeticError):
+                text = money_format(Decimal(text), currency)
+        rows.append((EVIDENCE_LABELS.get(key, key.replace("_", " ").capitalize()), text))
+    return rows, json.dumps(nested, indent=2, default=str) if nested else ""
+
+
+def decision_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One decision: what, the outcome, who in which role, why, the alternatives, the numbers
+    seen, its subject, and what other apps link to it (the incidents it contributed to)."""
+    decision = get_object_or_404(
+        selectors.decision_list(user=request.user).prefetch_related(
+            Prefetch("votes", queryset=BoardVote.objects.select_related("member"))
+        ),
+        pk=pk,
+    )
+    evidence_rows, evidence_more = _evidence_rows(decision.evidence)
+    related = decision_related(decision, user=request.user)
+    return render(
+        request,
+        "governance/decision_detail.html",
+        {
+            "decision": decision,
+            "subject_url": _subject_url(decision),
+            "evidence_rows": evidence_rows,
+            "evidence_more": evidence_more,
+            "related": related,
+        },
     )
 
 

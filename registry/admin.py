@@ -6,9 +6,11 @@ read-only here because their changes must go through the services (history, deci
 gate, the cloud actions).
 """
 
+from django import forms
 from django.contrib import admin
 
 from governance.admin import PlatformAdminOnly
+from governance.policy import CURRENCY_HELP, currency_code_parse
 from registry.models import (
     BenchmarkProtocol,
     CapacityAssessment,
@@ -154,8 +156,56 @@ class PoolUsageAdmin(PlatformAdminOnly):
 # --- Retirement -------------------------------------------------------------------------------
 
 
+class RetirementPolicyForm(forms.ModelForm):
+    """The JSON fields and numbers the evaluation relies on, checked before they are saved:
+    one bad policy must not stop every policy's evaluation."""
+
+    class Meta:
+        model = RetirementPolicy
+        fields = "__all__"  # noqa: DJ007 - every field of the policy is edited here
+
+    def _strings(self, name: str) -> list[str]:
+        value = self.cleaned_data.get(name) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise forms.ValidationError('A list of names, e.g. ["prod", "canary"].')
+        return [v.strip() for v in value]
+
+    def clean_providers(self):
+        return self._strings("providers")
+
+    def clean_environments(self):
+        return self._strings("environments")
+
+    def clean_tags(self):
+        value = self.cleaned_data.get("tags") or {}
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise forms.ValidationError('Tags are {"key": "value", ...} with text values.')
+        return value
+
+    def clean_currency(self):
+        try:
+            return currency_code_parse(self.cleaned_data["currency"])
+        except ValueError as exc:
+            raise forms.ValidationError(CURRENCY_HELP) from exc
+
+    def clean(self):
+        data = super().clean()
+        if (data.get("min_monthly_cost") or 0) < 0:
+            self.add_error("min_monthly_cost", "A minimum cost is 0 or more.")
+        if (data.get("max_daily_invocations") or 0) < 1:
+            self.add_error("max_daily_invocations", "Idle means fewer than at least 1 request.")
+        if data.get("action") == "scale_min" and (data.get("min_instances") or 0) < 1:
+            self.add_error("min_instances", "Scaling to the minimum keeps at least 1 instance.")
+        if (data.get("reminder_days") or 0) >= (data.get("grace_days") or 0) > 0:
+            self.add_error("reminder_days", "The reminder comes before the grace period ends.")
+        return data
+
+
 @admin.register(RetirementPolicy)
 class RetirementPolicyAdmin(PlatformAdminOnly):
+    form = RetirementPolicyForm
     """Policies are data: which endpoints, what idle means, the action. Only platform admins
     reach this page, so only they turn a policy's dry run off."""
 

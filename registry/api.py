@@ -321,6 +321,23 @@ class RequirementWaiverSerializer(serializers.ModelSerializer):
         ]
 
 
+# One class (one schema component), a fresh field for each response that lists warnings.
+_GateWarning = type(
+    inline_serializer(
+        "GateWarning", {"code": serializers.CharField(), "message": serializers.CharField()}
+    )
+)
+
+
+def _gate_warnings() -> serializers.ListField:
+    return serializers.ListField(
+        child=_GateWarning(),
+        help_text="Shown beside the verdict (e.g. open prevent action items from incidents); "
+        "they do not hold the version back. Where the registration requirement blocks on "
+        "them, they are listed in `unmet` instead.",
+    )
+
+
 GateSerializer = inline_serializer(
     "GateVerdict",
     {
@@ -330,6 +347,7 @@ GateSerializer = inline_serializer(
         "waivers_used": serializers.ListField(child=serializers.DictField()),
         "benchmark": serializers.IntegerField(allow_null=True),
         "assessment": serializers.IntegerField(allow_null=True),
+        "warnings": _gate_warnings(),
     },
 )
 GateClosedSerializer = inline_serializer(
@@ -339,6 +357,7 @@ GateClosedSerializer = inline_serializer(
         "deployable": serializers.BooleanField(),
         "unmet": serializers.ListField(child=serializers.DictField()),
         "waivers_used": serializers.ListField(child=serializers.DictField()),
+        "warnings": _gate_warnings(),
     },
 )
 DetailSerializer = inline_serializer("Detail", {"detail": serializers.CharField()})

@@ -1,13 +1,13 @@
 """The deployment gate's rules over plain facts. Pure: ``registry.services`` gathers the facts.
 
-Apps above the registry add requirements by registering a provider in their
+Apps above the registry add requirements (and warnings) by registering a provider in their
 ``AppConfig.ready()``; the registry never imports them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,9 @@ METRICS = "metrics"
 ASSESSMENT = "assessment"
 APPROVALS = "approvals"
 FREEZE = "freeze"
+# Open *prevent* action items (from incidents) on the version's model or a pool it uses: a
+# warning, or an unmet requirement where the registration requirement blocks on them.
+PREVENT_ITEMS = "prevent_items"
 WAIVABLE = frozenset({BENCHMARK, BENCHMARK_AGE, METRICS, ASSESSMENT, APPROVALS})
 
 
@@ -42,6 +45,8 @@ class Policy:
     max_benchmark_age_days: int
     assessment_required: bool
     cost_tiers: tuple[CostTier, ...] = ()
+    # Warning codes that this requirement turns into unmet requirements (not waivable).
+    blocking_warnings: frozenset[str] = frozenset()
 
 
 DEFAULT_POLICY = Policy(
@@ -112,6 +117,17 @@ class Unmet:
 
 
 @dataclass(frozen=True)
+class GateWarning:
+    """Something the gate shows beside its verdict that does not hold the version back."""
+
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
 class GateVerdict:
     policy: str
     unmet: tuple[Unmet, ...]
@@ -121,6 +137,7 @@ class GateVerdict:
     # Roles the cost tier asks to approve the deployment, and those not yet given.
     roles_asked: tuple[str, ...] = ()
     roles_missing: tuple[str, ...] = ()
+    warnings: tuple[GateWarning, ...] = ()
 
     @property
     def open(self) -> bool:
@@ -143,6 +160,7 @@ class GateVerdict:
             ],
             "benchmark": self.benchmark_id,
             "assessment": self.assessment_id,
+            "warnings": [w.as_dict() for w in self.warnings],
         }
 
 
@@ -318,3 +336,36 @@ def register_requirement_provider(provider: RequirementProvider) -> None:
 
 def requirement_providers() -> tuple[RequirementProvider, ...]:
     return tuple(_providers)
+
+
+# Warning providers have the same shape and answer {version id: [GateWarning, ...]}. A warning
+# whose code the version's policy lists in ``blocking_warnings`` holds the version back.
+WarningProvider = Callable[[Sequence[Any], datetime], Mapping[int, list[GateWarning]]]
+_warning_providers: list[WarningProvider] = []
+
+
+def register_warning_provider(provider: WarningProvider) -> None:
+    if provider not in _warning_providers:
+        _warning_providers.append(provider)
+
+
+def warning_providers() -> tuple[WarningProvider, ...]:
+    return tuple(_warning_providers)
+
+
+def with_provided(
+    verdict: GateVerdict,
+    policy: Policy,
+    *,
+    unmet: Sequence[Unmet] = (),
+    warnings: Sequence[GateWarning] = (),
+) -> GateVerdict:
+    """The verdict with what providers answered: their unmet requirements are added; each
+    warning is kept as a warning, or, where ``policy`` blocks on its code, becomes unmet."""
+    blocking = [w for w in warnings if w.code in policy.blocking_warnings]
+    return replace(
+        verdict,
+        unmet=verdict.unmet + tuple(unmet) + tuple(Unmet(w.code, w.message) for w in blocking),
+        warnings=verdict.warnings
+        + tuple(w for w in warnings if w.code not in policy.blocking_warnings),
+    )

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from registry import retirement_services as services
-from registry.models import RetirementCase, RetirementPolicy, RetirementStep
+from registry.models import CaseStatus, RetirementCase, RetirementPolicy, RetirementStep
 from registry.retirement_views import REASON_MAX, RetirementCaseFilterSet
 
 DetailSerializer = inline_serializer("RetirementDetail", {"detail": serializers.CharField()})
@@ -207,7 +207,9 @@ class RetirementCaseViewSet(
     )
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str | None = None) -> Response:
-        services.case_restore(case=self.get_object(), by=request.user)
+        case = services.case_restore(case=self.get_object(), by=request.user)
+        if case.status != CaseStatus.RESTORED:
+            return Response({"detail": f"Restoring failed: {case.last_error}"}, status=502)
         return self._answer(pk)
 
     @extend_schema(

@@ -13,6 +13,7 @@ through ``registry.extensions`` hooks that ``costs`` registers.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -22,6 +23,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Min, Q
 from django.template.loader import render_to_string
@@ -169,7 +171,14 @@ def retirement_evaluate(*, now: dt.datetime | None = None) -> EvaluationResult:
     )
     covered: dict[int, tuple[Endpoint, list[RetirementPolicy]]] = {}
     for policy in policies:
-        for endpoint in policy_endpoints(policy):
+        try:
+            endpoints_of = policy_endpoints(policy)
+        except (AttributeError, TypeError, ValueError):
+            # A policy saved with malformed filters (before the admin checked them) is
+            # skipped, not allowed to stop every other policy's evaluation.
+            logger.exception("retirement policy %s has malformed filters; skipped", policy.pk)
+            continue
+        for endpoint in endpoints_of:
             covered.setdefault(endpoint.pk, (endpoint, []))[1].append(policy)
     if not covered:
         return result
@@ -241,19 +250,74 @@ def retirement_evaluate(*, now: dt.datetime | None = None) -> EvaluationResult:
         }
         endpoint.save(update_fields=["retirement_verdict"])
         case = active.get(endpoint.pk)
-        if chosen.idle and case is None and endpoint.pk not in recent:
-            opened = _case_open(endpoint=endpoint, policy=chosen_policy, verdict=chosen, now=now)
-            if opened is not None:
-                result.opened.append(opened)
-        elif not chosen.idle and case is not None and case.status == CaseStatus.OPEN:
-            _case_settle(
+        if case is None:
+            if chosen.idle and endpoint.pk not in recent:
+                opened = _case_open(
+                    endpoint=endpoint, policy=chosen_policy, verdict=chosen, now=now
+                )
+                if opened is not None:
+                    result.opened.append(opened)
+            continue
+        # A case is judged by the policy that opened it: idle under another one is not enough.
+        own = next((v for p, v in verdicts if p.pk == case.policy_id), None)
+        if own is None or not own.idle:
+            why = own.reason if own else "its policy no longer covers this endpoint."
+            if _case_settle_if(
                 case,
-                status=CaseStatus.CLOSED,
+                (CaseStatus.OPEN, CaseStatus.DRY_RUN),
                 now=now,
-                text=f"No longer a candidate: {chosen.reason}",
-            )
+                text=f"No longer a candidate: {why}",
+            ):
+                result.closed.append(case)
+    # Cases whose policy was switched off, or whose endpoint left every policy, close too.
+    for case in RetirementCase.objects.filter(
+        kind=CaseKind.IDLE, status__in=ACTIVE_STATUSES
+    ).exclude(endpoint__in=list(covered)):
+        if _case_settle_if(
+            case,
+            (CaseStatus.OPEN, CaseStatus.DRY_RUN),
+            now=now,
+            text="No longer a candidate: no active policy covers this endpoint.",
+        ):
             result.closed.append(case)
     return result
+
+
+def _still_candidate(case: RetirementCase, *, now) -> str:
+    """Why the case's endpoint should not be acted on now ("" when it should).
+
+    Only positive reasons count: its policy switched off, the endpoint out of the policy's
+    scope, a keep tag or an exemption since, or requests since the case opened. Days without
+    data since then do not stop it: the case was opened on a full window.
+    """
+    policy, endpoint = case.policy, case.endpoint
+    if policy is None or endpoint is None:
+        return "the case has no policy or endpoint."
+    if not policy.is_active:
+        return f"the policy {policy.name} is switched off."
+    endpoint.refresh_from_db()
+    if endpoint.pk not in {e.pk for e in policy_endpoints(policy)}:
+        return f"the policy {policy.name} no longer covers the endpoint."
+    key, value = policy.exempt_tag_key, policy.exempt_tag_value
+    if key and retirement.has_tag(endpoint.tags or {}, key, value):
+        return f"it is now tagged {key}={value}."
+    exemption = RetirementExemption.objects.filter(
+        endpoint=endpoint, revoked_at=None, until__gte=now.date()
+    ).first()
+    if exemption:
+        return f"it is kept until {exemption.until:%Y-%m-%d}: {exemption.reason}"
+    busy = (
+        EndpointUsage.objects.filter(
+            endpoint=endpoint,
+            day__gte=case.opened_at.date(),
+            invocations__gte=policy.max_daily_invocations,
+        )
+        .order_by("day")
+        .first()
+    )
+    if busy:
+        return f"it served {busy.invocations:,} requests on {busy.day:%Y-%m-%d}."
+    return ""
 
 
 def _recently_settled(endpoints: Iterable[Endpoint], *, today: dt.date) -> set[int]:
@@ -278,7 +342,23 @@ def _recently_settled(endpoints: Iterable[Endpoint], *, today: dt.date) -> set[i
     return out
 
 
+class _AnswerEncoder(DjangoJSONEncoder):
+    def default(self, o):
+        try:
+            return super().default(o)
+        except TypeError:
+            return str(o)
+
+
+def _json_safe(value):
+    """What a cloud answered, as JSON the step can store (dates, Decimals, anything as text)."""
+    return json.loads(json.dumps(value, cls=_AnswerEncoder))
+
+
 def _step(case: RetirementCase, kind: str, *, now=None, by=None, **fields) -> RetirementStep:
+    for key in ("request", "response"):
+        if key in fields:
+            fields[key] = _json_safe(fields[key] or {})
     return RetirementStep.objects.create(
         case=case, kind=kind, at=now or timezone.now(), by=by, policy=case.policy, **fields
     )
@@ -337,12 +417,25 @@ def _summary(endpoint: Endpoint, verdict: retirement.Verdict, policy, grace) -> 
     )[:300]
 
 
+@transaction.atomic
 def _case_settle(case: RetirementCase, *, status: str, now=None, by=None, text: str = "") -> None:
     now = now or timezone.now()
     case.status = status
     case.closed_at = now
     case.save(update_fields=["status", "closed_at"])
     _step(case, status, now=now, by=by, text=text)
+
+
+@transaction.atomic
+def _case_settle_if(case: RetirementCase, statuses, *, now, text: str) -> bool:
+    """Close the case only if it is still in one of ``statuses`` (re-read under a lock): a
+    case someone decided while the evaluation ran keeps their decision."""
+    locked = _locked(case)
+    if locked.status not in statuses:
+        return False
+    _case_settle(locked, status=CaseStatus.CLOSED, now=now, text=text)
+    case.status = locked.status
+    return True
 
 
 # --- Owners' answers --------------------------------------------------------------------------
@@ -380,7 +473,8 @@ def case_keep(
         endpoint=case.endpoint, until=until, reason=reason, granted_by=by, case=case
     )
     case.decision, case.decided_by, case.decided_at, case.reason = "keep", by, now, reason
-    case.save(update_fields=["decision", "decided_by", "decided_at", "reason"])
+    case.summary = f"{case.endpoint.name} is kept until {until:%Y-%m-%d} by {by}: {reason}"[:300]
+    case.save(update_fields=["decision", "decided_by", "decided_at", "reason", "summary"])
     _case_settle(
         case, status=CaseStatus.KEPT, now=now, by=by, text=f"Kept until {until:%Y-%m-%d}: {reason}"
     )
@@ -452,15 +546,22 @@ def _act(*, case: RetirementCase, by: User | None, now=None) -> RetirementCase:
         )
         return case
     actuator = extensions.endpoint_actuator(endpoint.provider)
-    plan = (
-        actuator.plan(endpoint, action, min_instances=policy.min_instances)
-        if actuator
-        else {"call": None}
-    )
+    try:
+        plan = (
+            actuator.plan(endpoint, action, min_instances=policy.min_instances)
+            if actuator
+            else {"call": None}
+        )
+    except Exception as exc:  # an actuator's bug must not lose the case
+        plan = {"call": None, "problem": f"{type(exc).__name__}: {exc}"}
     if policy.dry_run:
         call = plan.get("call") or f"nothing (no actuator for {endpoint.provider})"
         case.status = CaseStatus.DRY_RUN
-        case.save(update_fields=["status"])
+        case.summary = (
+            f"Dry run: {endpoint.name} would have been retired ({call}) on {now:%Y-%m-%d}; "
+            "nothing was changed."
+        )[:300]
+        case.save(update_fields=["status", "summary"])
         _step(
             case,
             action,
@@ -489,12 +590,19 @@ def _act(*, case: RetirementCase, by: User | None, now=None) -> RetirementCase:
     except extensions.ActuatorError as exc:
         # Part of the work may be done (some models undeployed): keep what it returned.
         return _act_failed(case, action, now, by, plan, str(exc), getattr(exc, "partial", None))
+    except Exception as exc:  # recorded on the case, retried, never lost
+        logger.exception("retirement case %s: %s raised", case.pk, action)
+        return _act_failed(case, action, now, by, plan, f"{type(exc).__name__}: {exc}")
     saving = _saving(case, action, policy.min_instances)
     case.status = CaseStatus.RETIRED
     case.retired_at = now
     case.monthly_saving = saving
     case.last_error = ""
-    case.save(update_fields=["status", "retired_at", "monthly_saving", "last_error"])
+    case.summary = (
+        f"{endpoint.name} was {'deleted' if action == 'delete' else 'scaled to the minimum'} "
+        f"on {now:%Y-%m-%d}, saving {_money_or_unknown(saving, case.currency)} a month."
+    )[:300]
+    case.save(update_fields=["status", "retired_at", "monthly_saving", "last_error", "summary"])
     if action == RetirementActionKind.DELETE:
         endpoint.status = "Deleted (configuration kept)"
         endpoint.instance_count = 0  # nothing runs (or costs) until it is restored
@@ -558,28 +666,68 @@ def case_restore(*, case: RetirementCase, by: User | None, now=None) -> Retireme
     case = _locked(case)
     if case.status != CaseStatus.RETIRED or case.endpoint is None:
         raise ConflictError("Only a retired endpoint can be restored.")
-    done = case.steps.filter(kind__in=["delete", "scale_min"], succeeded=True, dry_run=False).last()
-    evidence = dict(done.response) if done else {}
+    evidence = _restore_evidence(case)
     endpoint = case.endpoint
     actuator = extensions.endpoint_actuator(endpoint.provider)
     if actuator is None:
         raise DomainError(f"No way to act on {endpoint.provider} endpoints is installed.")
     try:
         response = actuator.restore(endpoint, evidence=evidence)
-    except extensions.ActuatorError as exc:
-        _step(case, "restore", now=now, by=by, succeeded=False, text=str(exc))
-        case.last_error = str(exc)[:2000]
+    except Exception as exc:  # recorded, then reported to the caller
+        error = (
+            str(exc)
+            if isinstance(exc, extensions.ActuatorError)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        _step(case, "restore", now=now, by=by, succeeded=False, text=error)
+        case.last_error = error[:2000]
         case.save(update_fields=["last_error"])
         return case
     case.status = CaseStatus.RESTORED
     case.last_error = ""
-    case.save(update_fields=["status", "last_error"])
+    case.summary = f"{endpoint.name} was restored on {now:%Y-%m-%d}."
+    case.save(update_fields=["status", "last_error", "summary"])
     endpoint.status = "Creating (restored)"
     if case.evidence.get("instance_count"):
         endpoint.instance_count = case.evidence["instance_count"]
     endpoint.save(update_fields=["status", "instance_count"])
     _step(case, "restore", now=now, by=by, response=response, text=f"Restored {endpoint.name}.")
     return case
+
+
+def _restore_evidence(case: RetirementCase) -> dict:
+    """What the retirement kept, for the restore: the last successful step's answer, with
+    what earlier partial attempts had already removed merged in (a retry after a failure
+    part-way only sees what was still deployed)."""
+    steps = list(
+        case.steps.filter(kind__in=["delete", "scale_min"], dry_run=False).order_by("at", "pk")
+    )
+    done = next((st for st in reversed(steps) if st.succeeded), None)
+    evidence = dict(done.response) if done and isinstance(done.response, dict) else {}
+    if not isinstance(evidence.get("kept"), dict):
+        return evidence  # an actuator's own shape (not a list of deployed models): as it is
+    kept = dict(evidence["kept"])
+    models = [m for m in kept.get("deployedModels") or [] if isinstance(m, dict)]
+    seen = {m.get("id") for m in models}
+    for step in steps:
+        earlier = (step.response or {}).get("kept") if isinstance(step.response, dict) else None
+        if not isinstance(earlier, dict):
+            continue
+        for model in earlier.get("deployedModels") or []:
+            if not isinstance(model, dict):
+                continue
+            if model.get("id") not in seen:
+                models.append(model)
+                seen.add(model.get("id"))
+        if earlier.get("trafficSplit") and len(earlier["trafficSplit"]) > len(
+            kept.get("trafficSplit") or {}
+        ):
+            kept["trafficSplit"] = earlier["trafficSplit"]
+    if models:
+        kept["deployedModels"] = models
+    if kept:
+        evidence["kept"] = kept
+    return evidence
 
 
 @dataclass
@@ -604,23 +752,41 @@ def retirement_cases_due(*, now: dt.datetime | None = None) -> DueResult:
             failures = case.steps.filter(kind=policy.action, succeeded=False).count()
             if failures >= MAX_AUTOMATIC_ATTEMPTS:
                 continue  # left open with its error for a platform admin
-            _act(case=case, by=None, now=now)
+            why_not = _still_candidate(case, now=now)
+            try:
+                if why_not:
+                    _case_settle_if(
+                        case, (CaseStatus.OPEN,), now=now, text=f"Not acted on: {why_not}"
+                    )
+                    continue
+                _act(case=case, by=None, now=now)
+            except DomainError as exc:  # decided or closed meanwhile: nothing to do
+                logger.info("retirement case %s skipped: %s", case.pk, exc)
+                continue
             result.acted.append(case.pk)
         elif (
             case.reminded_at is None
             and case.grace_ends_at - dt.timedelta(days=policy.reminder_days) <= now
         ):
-            updated = RetirementCase.objects.filter(pk=case.pk, reminded_at=None).update(
-                reminded_at=now
-            )
-            if updated:
-                _step(case, "reminded", now=now, text="Reminder: the grace period ends soon.")
-                transaction.on_commit(lambda pk=case.pk: _notify_later(pk, "reminder"))
-                result.reminded.append(case.pk)
-    # A policy whose dry run was turned off: its dry-run cases start over, owners told again.
+            with transaction.atomic():
+                updated = RetirementCase.objects.filter(
+                    pk=case.pk, reminded_at=None, status=CaseStatus.OPEN
+                ).update(reminded_at=now)
+                if updated:
+                    _step(case, "reminded", now=now, text="Reminder: the grace period ends soon.")
+                    transaction.on_commit(lambda pk=case.pk: _notify_later(pk, "reminder"))
+                    result.reminded.append(case.pk)
+    # A policy whose dry run was turned off: its dry-run cases start over, owners told again
+    # (if the endpoint is still a candidate).
     for case in RetirementCase.objects.filter(
         kind=CaseKind.IDLE, status=CaseStatus.DRY_RUN, policy__dry_run=False
     ).select_related("policy"):
+        why_not = _still_candidate(case, now=now)
+        if why_not:
+            _case_settle_if(
+                case, (CaseStatus.DRY_RUN,), now=now, text=f"No longer a candidate: {why_not}"
+            )
+            continue
         with transaction.atomic():
             case = _locked(case)
             if case.status != CaseStatus.DRY_RUN:
@@ -628,7 +794,19 @@ def retirement_cases_due(*, now: dt.datetime | None = None) -> DueResult:
             case.status = CaseStatus.OPEN
             case.grace_ends_at = now + dt.timedelta(days=case.policy.grace_days)
             case.reminded_at = None
-            case.save(update_fields=["status", "grace_ends_at", "reminded_at"])
+            case.summary = _summary(
+                case.endpoint,
+                retirement.Verdict(
+                    idle=True,
+                    reason="",
+                    window=[(d["day"], d["invocations"]) for d in case.evidence.get("window", [])],
+                    monthly_cost=case.monthly_cost,
+                    currency=case.currency,
+                ),
+                case.policy,
+                case.grace_ends_at,
+            )
+            case.save(update_fields=["status", "grace_ends_at", "reminded_at", "summary"])
             _step(
                 case,
                 "reopened",
@@ -723,10 +901,13 @@ def link_check(link: RetirementLink, *, now=None) -> str:
     now = now or timezone.now()
     if link.used_at:
         return f"This link was already used on {link.used_at:%Y-%m-%d %H:%M} UTC."
+    if not link.case.is_open:
+        return (
+            f"The case is already {link.case.get_status_display().lower()}; there is nothing "
+            "left to decide."
+        )
     if link.expires_at <= now:
         return "This link has expired; open the case in Capgov instead."
-    if not link.case.is_open:
-        return f"The case is {link.case.get_status_display().lower()}; there is nothing to decide."
     if not link.person.is_active or not may_decide(link.person, link.case):
         return "This link's recipient may no longer decide on the endpoint."
     return ""
@@ -748,9 +929,9 @@ def link_use(
         problem = link_check(link, now=now)
         if problem:
             raise ConflictError(problem)
-        RetirementLink.objects.filter(case=link.case, person=link.person, used_at=None).update(
-            used_at=now
-        )
+        # Only this link is spent; the case's other links are refused because it is decided.
+        link.used_at = now
+        link.save(update_fields=["used_at"])
         if link.action == "keep":
             if until is None:
                 raise DomainError("Pick the date until which the endpoint is kept.")
@@ -781,7 +962,9 @@ def retirement_notify(*, case_id: int, what: str) -> int:
     case = RetirementCase.objects.select_related(
         "endpoint", "policy", "business_unit__owner", "model"
     ).get(pk=case_id)
-    owner = case.owner or (case.business_unit.owner if case.business_unit else None)
+    if what == "reminder" and not case.is_open:
+        return 0  # decided since the reminder was queued
+    owner = (case.business_unit.owner if case.business_unit else None) or case.owner
     if owner is None or not owner.email or not owner.is_active:
         logger.warning("retirement case %s has no owner to e-mail", case.pk)
         return 0
@@ -818,6 +1001,7 @@ def cases_visible(user: User):
     )
     if user.has_role(Role.PLATFORM_ADMIN) or user.manages_costs:
         return cases
-    return cases.filter(
-        Q(business_unit__in=user.scoped_business_unit_ids) | Q(business_unit__owner=user)
-    )
+    mine = Q(business_unit__in=user.scoped_business_unit_ids) | Q(business_unit__owner=user)
+    if user.is_board_member:  # they open consolidation cases from the sprawl report
+        mine |= Q(kind=CaseKind.CONSOLIDATION)
+    return cases.filter(mine)

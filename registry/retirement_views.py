@@ -358,10 +358,15 @@ def case_act(request: HttpRequest, pk: int) -> HttpResponse:
 def case_restore(request: HttpRequest, pk: int) -> HttpResponse:
     case = _case_get(request, pk)
     try:
-        services.case_restore(case=case, by=request.user)
+        case = services.case_restore(case=case, by=request.user)
     except DomainError as exc:
         return _refused(request, case, exc)
-    messages.success(request, f"{case.endpoint} is being recreated from its kept configuration.")
+    if case.status == CaseStatus.RESTORED:
+        messages.success(
+            request, f"{case.endpoint} is being recreated from its kept configuration."
+        )
+    else:
+        messages.error(request, f"Restoring {case.endpoint} failed: {case.last_error}")
     return redirect(case)
 
 

@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -1030,6 +1029,9 @@ def requirement_for(
         mandatory_metrics=tuple(best.mandatory_metrics),
         max_benchmark_age_days=best.max_benchmark_age_days,
         assessment_required=best.assessment_required,
+        blocking_warnings=(
+            frozenset({gate.PREVENT_ITEMS}) if best.block_on_prevent_items else frozenset()
+        ),
         cost_tiers=tuple(
             gate.CostTier(
                 min_monthly_cost=t.min_monthly_cost,
@@ -1089,10 +1091,11 @@ def deployment_gates(
         assessments[a.version_id] = gate.AssessmentFacts(
             id=a.pk, status=a.status, monthly_cost=a.monthly_cost, currency=a.currency
         )
-    version_type = ContentType.objects.get_for_model(ModelVersion)
     approved_roles: dict[int, set[str]] = defaultdict(set)
     for subject_id, role, evidence in Decision.objects.filter(
-        subject_type=version_type,
+        # The content type by name: no lookup of its id first (a query on a cold cache).
+        subject_type__app_label=ModelVersion._meta.app_label,
+        subject_type__model=ModelVersion._meta.model_name,
         subject_id__in=ids,
         kind=DecisionKind.DEPLOYMENT_APPROVAL,
         outcome=DecisionOutcome.APPROVED,
@@ -1123,13 +1126,15 @@ def deployment_gates(
         ).items()
     }
     provided = [provider(versions, now) for provider in gate.requirement_providers()]
+    warned = [provider(versions, now) for provider in gate.warning_providers()]
     verdicts = {}
     for v in versions:
+        policy = requirement_for(v, requirements)
         facts = gate.GateFacts(
             state=v.state,
             state_label=v.get_state_display(),
             hardware=str(v.hardware_profile),
-            policy=requirement_for(v, requirements),
+            policy=policy,
             benchmarks=tuple(benchmarks[v.pk]),
             assessment=assessments.get(v.pk),
             approved_roles=frozenset(approved_roles[v.pk]),
@@ -1139,8 +1144,9 @@ def deployment_gates(
         )
         verdict = gate.evaluate(facts)
         extra = [u for answers in provided for u in answers.get(v.pk, ())]
-        if extra:
-            verdict = replace(verdict, unmet=verdict.unmet + tuple(extra))
+        warnings = [w for answers in warned for w in answers.get(v.pk, ())]
+        if extra or warnings:
+            verdict = gate.with_provided(verdict, policy, unmet=extra, warnings=warnings)
         verdicts[v.pk] = verdict
     return verdicts
 

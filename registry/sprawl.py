@@ -23,6 +23,7 @@ from django.utils import timezone
 from governance.choices import Role
 from governance.models import User
 from governance.money import money_format
+from governance.selectors import visible_unit_ids
 from registry import selectors
 from registry.choices import LifecycleState
 from registry.models import (
@@ -385,6 +386,13 @@ def sprawl(*, user: User, k: int = DEFAULT_K, today: dt.date | None = None) -> S
     wanted = {e.pk: e for vs in crowded.values() for v in vs for e in by_version.get(v.pk, [])}
     wanted |= {e.pk: e for v in [*duplicated, *out_of_service] for e in by_version[v.pk]}
     costs = endpoint_monthly_costs(list(wanted.values()), today=today)
+    # Costs follow the cost rules, not the registry's: a board member or approver reads every
+    # unit's models but only their own units' money.
+    money_units = visible_unit_ids(user)
+    if money_units is not None:
+        costs = {
+            pk: cost for pk, cost in costs.items() if wanted[pk].business_unit_id in money_units
+        }
     model_ids = set(crowded) | {v.model_id for v in [*duplicated, *out_of_service]}
     open_cases: dict[int, RetirementCase] = {}
     if model_ids:

@@ -29,6 +29,13 @@ from governance.api.views import (
     ServiceLevelObjectiveViewSet,
     SloMeasurementViewSet,
 )
+from incidents.api import (
+    ActionItemViewSet,
+    ContributingFactorViewSet,
+    IncidentViewSet,
+    PostMortemViewSet,
+    RunbookViewSet,
+)
 from registry.api import (
     BenchmarkProtocolViewSet,
     CapacityAssessmentViewSet,
@@ -68,6 +75,11 @@ router.register("retirement-cases", RetirementCaseViewSet, basename="retirement-
 router.register("retirement-policies", RetirementPolicyViewSet, basename="retirement-policy")
 
 router.register("quotas", CapacityQuotaViewSet, basename="quota")
+router.register("incidents", IncidentViewSet, basename="incident")
+router.register("postmortems", PostMortemViewSet, basename="postmortem")
+router.register("contributing-factors", ContributingFactorViewSet, basename="contributing-factor")
+router.register("action-items", ActionItemViewSet, basename="action-item")
+router.register("runbooks", RunbookViewSet, basename="runbook")
 
 urlpatterns = [
     path("chargeback/", ChargebackView.as_view(), name="chargeback"),

@@ -408,6 +408,13 @@ class RegistrationRequirement(models.Model):
     mandatory_metrics = models.JSONField(default=list)
     max_benchmark_age_days = models.PositiveIntegerField(default=90)
     assessment_required = models.BooleanField(default=True)
+    block_on_prevent_items = models.BooleanField(
+        default=False,
+        help_text=(
+            "An open prevent action item from an incident post-mortem on the version's model, "
+            "or on a pool it uses, holds the version back instead of showing as a warning."
+        ),
+    )
 
     class Meta:
         ordering = ["business_unit", "risk_tier"]

@@ -81,7 +81,7 @@ class CaseStatus(models.TextChoices):
     KEPT = "kept", "Kept by the owner"
     RETIRED = "retired", "Retired"
     RESTORED = "restored", "Restored"
-    CLOSED = "closed", "Closed (no longer idle)"
+    CLOSED = "closed", "Closed"
 
 
 class CaseKind(models.TextChoices):

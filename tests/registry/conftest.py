@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -11,14 +12,17 @@ from django.utils import timezone
 
 from governance.choices import Role
 from governance.models import User
-from registry import services
+from registry import extensions, services
 from registry.models import (
     BenchmarkProtocol,
     CapacityPool,
+    Endpoint,
+    EndpointUsage,
     HardwarePrice,
     HardwareProfile,
     ModelVersion,
     RegisteredModel,
+    RetirementPolicy,
 )
 from tests.factories import Org, OrgFactory, UserFactory
 
@@ -181,3 +185,91 @@ def make_deployable(reg: Registry) -> None:
         version=reg.version, action="approve", by=reg.board_ml, comment="Good trade-off."
     )
     reg.version.refresh_from_db()
+
+
+# --- Retirement: a fake cloud and an idle endpoint ----------------------------------------
+
+TODAY = dt.date(2026, 10, 20)
+NOW = dt.datetime(2026, 10, 20, 6, tzinfo=dt.UTC)
+
+
+class FakeActuator(extensions.EndpointActuator):
+    provider = "aws"
+    calls: list[tuple[str, str]] = []
+
+    def plan(self, endpoint, action, *, min_instances=1):
+        return {"call": {"delete": "DeleteEndpoint", "scale_min": "Update"}.get(action)}
+
+    def scale_min(self, endpoint, *, min_instances):
+        self.calls.append(("scale_min", endpoint.name))
+        return {"variants_before": {"AllTraffic": endpoint.instance_count}}
+
+    def delete(self, endpoint):
+        self.calls.append(("delete", endpoint.name))
+        return {"kept": {"EndpointConfigName": endpoint.config_name}}
+
+    def restore(self, endpoint, *, evidence):
+        self.calls.append(("restore", endpoint.name))
+        return {}
+
+
+@pytest.fixture
+def fake_cloud(monkeypatch):
+    FakeActuator.calls = []
+    monkeypatch.setitem(extensions._actuators, "aws", FakeActuator)
+    return FakeActuator
+
+
+@pytest.fixture
+def idle(org):
+    """An idle Ads endpoint, 4 x ml.g5.2xlarge at 1.50/h (4,380.00 a month), created in
+    September, with 14 quiet days of usage, and a busy one."""
+    org.ads.owner = UserFactory(username="ada", email="ada@example.com", units=[org.ads])
+    org.ads.save()
+    hardware = HardwareProfile.objects.create(name="1 x A10G", accelerator="A10G")
+    HardwarePrice.objects.create(
+        hardware_profile=hardware,
+        provider="aws",
+        instance_type="ml.g5.2xlarge",
+        hourly_price=Decimal("1.50"),
+        effective_from=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+    made = {}
+    for name, daily in (("quiet", 0), ("busy", 500)):
+        endpoint = Endpoint.objects.create(
+            provider="aws",
+            account_id="111122223333",
+            region="us-east-1",
+            name=name,
+            resource_id=f"arn:aws:sagemaker:us-east-1:111122223333:endpoint/{name}",
+            instance_type="ml.g5.2xlarge",
+            instance_count=4,
+            config_name=f"{name}-config",
+            business_unit=org.ads,
+            created_in_cloud_at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC),
+            tags={"env": "prod"},
+        )
+        usage_days(endpoint, TODAY, daily)
+        made[name] = endpoint
+    return made
+
+
+def usage_days(endpoint, until: dt.date, daily: int, days: int = 40) -> None:
+    for n in range(1, days + 1):
+        EndpointUsage.objects.update_or_create(
+            endpoint=endpoint, day=until - dt.timedelta(days=n), defaults={"invocations": daily}
+        )
+
+
+def make_policy(**fields) -> RetirementPolicy:
+    defaults = {
+        "name": "Idle prod",
+        "window_days": 14,
+        "min_monthly_cost": Decimal("100"),
+        "grace_days": 7,
+        "action": "scale_min",
+        "min_instances": 1,
+        "dry_run": False,
+        "environments": ["prod"],
+    }
+    return RetirementPolicy.objects.create(**{**defaults, **fields})

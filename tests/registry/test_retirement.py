@@ -12,16 +12,11 @@ import time_machine
 
 from governance.choices import Role
 from governance.exceptions import DomainError, PermissionDeniedError
-from registry import extensions
 from registry.models import (
     CaseStatus,
-    Endpoint,
     EndpointUsage,
-    HardwarePrice,
-    HardwareProfile,
     RetirementCase,
     RetirementExemption,
-    RetirementPolicy,
 )
 from registry.retirement import evaluate
 from registry.retirement_services import (
@@ -33,10 +28,9 @@ from registry.retirement_services import (
     retirement_evaluate,
 )
 from tests.factories import UserFactory
+from tests.registry.conftest import NOW, TODAY, make_policy, usage_days
 
 UTC = dt.UTC
-TODAY = dt.date(2026, 10, 20)
-NOW = dt.datetime(2026, 10, 20, 6, tzinfo=UTC)
 
 
 def verdict(**overrides):
@@ -104,88 +98,6 @@ def test_busy_on_one_day_is_in_use():
 
 
 # --- The services ---------------------------------------------------------------------------
-
-
-class FakeActuator(extensions.EndpointActuator):
-    provider = "aws"
-    calls: list[tuple[str, str]] = []
-
-    def plan(self, endpoint, action, *, min_instances=1):
-        return {"call": {"delete": "DeleteEndpoint", "scale_min": "Update"}.get(action)}
-
-    def scale_min(self, endpoint, *, min_instances):
-        self.calls.append(("scale_min", endpoint.name))
-        return {"variants_before": {"AllTraffic": endpoint.instance_count}}
-
-    def delete(self, endpoint):
-        self.calls.append(("delete", endpoint.name))
-        return {"kept": {"EndpointConfigName": endpoint.config_name}}
-
-    def restore(self, endpoint, *, evidence):
-        self.calls.append(("restore", endpoint.name))
-        return {}
-
-
-@pytest.fixture
-def fake_cloud(monkeypatch):
-    FakeActuator.calls = []
-    monkeypatch.setitem(extensions._actuators, "aws", FakeActuator)
-    return FakeActuator
-
-
-@pytest.fixture
-def idle(org):
-    """An idle Ads endpoint, 4 x ml.g5.2xlarge at 1.50/h (4,380.00 a month), created in
-    September, with 14 quiet days of usage, and a busy one."""
-    org.ads.owner = UserFactory(username="ada", email="ada@example.com", units=[org.ads])
-    org.ads.save()
-    hardware = HardwareProfile.objects.create(name="1 x A10G", accelerator="A10G")
-    HardwarePrice.objects.create(
-        hardware_profile=hardware,
-        provider="aws",
-        instance_type="ml.g5.2xlarge",
-        hourly_price=D("1.50"),
-        effective_from=dt.datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    made = {}
-    for name, daily in (("quiet", 0), ("busy", 500)):
-        endpoint = Endpoint.objects.create(
-            provider="aws",
-            account_id="111122223333",
-            region="us-east-1",
-            name=name,
-            resource_id=f"arn:aws:sagemaker:us-east-1:111122223333:endpoint/{name}",
-            instance_type="ml.g5.2xlarge",
-            instance_count=4,
-            config_name=f"{name}-config",
-            business_unit=org.ads,
-            created_in_cloud_at=dt.datetime(2026, 9, 1, tzinfo=UTC),
-            tags={"env": "prod"},
-        )
-        usage_days(endpoint, TODAY, daily)
-        made[name] = endpoint
-    return made
-
-
-def usage_days(endpoint, until: dt.date, daily: int, days: int = 40) -> None:
-    for n in range(1, days + 1):
-        EndpointUsage.objects.update_or_create(
-            endpoint=endpoint, day=until - dt.timedelta(days=n), defaults={"invocations": daily}
-        )
-
-
-def make_policy(**fields) -> RetirementPolicy:
-    defaults = {
-        "name": "Idle prod",
-        "window_days": 14,
-        "min_monthly_cost": D("100"),
-        "grace_days": 7,
-        "action": "scale_min",
-        "min_instances": 1,
-        "dry_run": False,
-        "environments": ["prod"],
-    }
-    return RetirementPolicy.objects.create(**{**defaults, **fields})
 
 
 def evaluate_at(when, capture):

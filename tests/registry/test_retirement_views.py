@@ -425,7 +425,8 @@ def test_the_keep_link_keeps_without_a_password(world, browser):
     world.case.refresh_from_db()
     assert world.case.status == CaseStatus.KEPT
     assert world.case.decided_by == world.org.researcher
-    assert set(RetirementLink.objects.values_list("used_at", flat=True)) == {NOW}
+    used = dict(RetirementLink.objects.values_list("action", "used_at"))
+    assert used == {"keep": NOW, "retire": None}  # the retire link is refused: case decided
 
 
 def test_the_keep_link_needs_a_reason_and_a_valid_date(world, browser):
@@ -469,10 +470,15 @@ def test_a_used_link_says_so_and_changes_nothing(world, browser, clock):
     confirm(browser, world.links["keep"], reason="Still needed.", until=TODAY + dt.timedelta(1))
     clock.move_to(NOW + dt.timedelta(hours=5))
     before = snapshot()
-    for token in world.links.values():  # the retire link went with the keep link
+    messages = {
+        "keep": "This link was already used on 2026-10-05 09:00 UTC.",
+        # The other link was never used: it says the case is decided.
+        "retire": "The case is already kept by the owner; there is nothing left to decide.",
+    }
+    for action, token in world.links.items():
         again = browser.get(link_url(token))
         assert again.status_code == 409
-        assert "This link was already used on 2026-10-05 09:00 UTC." in again.content.decode()
+        assert messages[action] in again.content.decode()
         assert confirm(browser, token, reason="again", until="2026-12-01").status_code == 409
     assert snapshot() == before
 
@@ -496,7 +502,7 @@ def test_a_link_to_a_case_no_longer_open_says_there_is_nothing_to_decide(world, 
     response = browser.get(link_url(world.links["keep"]))
     assert response.status_code == 409
     assert "There is nothing left to decide" in response.content.decode()
-    assert "The case is closed (no longer idle); there is nothing to decide." in (
+    assert "The case is already closed; there is nothing left to decide." in (
         response.content.decode()
     )
     assert confirm(browser, world.links["retire"]).status_code == 409

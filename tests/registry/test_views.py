@@ -730,8 +730,8 @@ def _queries(client, path: str) -> int:
 PAGES = {
     "model-list": (lambda version: url("model-list"), "owner", 7),
     "model-detail": (lambda version: url("model-detail", version.model_id), "owner", 9),
-    "version-detail (owner)": (lambda version: url("version-detail", version.pk), "owner", 27),
-    "version-detail (board)": (lambda version: url("version-detail", version.pk), "board", 20),
+    "version-detail (owner)": (lambda version: url("version-detail", version.pk), "owner", 28),
+    "version-detail (board)": (lambda version: url("version-detail", version.pk), "board", 21),
     "review-queue": (lambda version: url("review-queue"), "board", 19),
     "protocol-list": (lambda version: url("protocol-list"), "owner", 5),
 }

@@ -1,0 +1,61 @@
+"""Accepting and dismissing a post-mortem's suggested contributing factors (POST only).
+
+Each view calls one service and goes back to the post-mortem's page; a refused write says
+why there (or answers 403 to someone who may not edit the post-mortem).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from governance.exceptions import DomainError
+from incidents.models import ContributingFactor
+from incidents.suggestions import factor_accept, factor_dismiss
+
+
+def _back(request: HttpRequest, factor: ContributingFactor) -> HttpResponse:
+    wanted = request.POST.get("next", "")
+    if wanted and url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(wanted)
+    try:
+        return redirect(f"{factor.postmortem.get_absolute_url()}#factor-{factor.pk}")
+    except NoReverseMatch:
+        return redirect(reverse("dashboard"))
+
+
+def _decide(request: HttpRequest, pk: int, *, accept: bool) -> HttpResponse:
+    factor = get_object_or_404(
+        ContributingFactor.objects.select_related("postmortem__incident"), pk=pk
+    )
+    note = request.POST.get("note", "")
+    try:
+        if accept:
+            factor_accept(factor=factor, by=request.user, note=note)
+        else:
+            factor_dismiss(factor=factor, by=request.user, note=note)
+    except DomainError as exc:
+        if exc.http_status == 403:
+            raise PermissionDenied(exc.message) from exc
+        messages.error(request, exc.message)
+    else:
+        done = "accepted as a contributing factor" if accept else "dismissed"
+        messages.success(request, f"“{factor.summary[:80]}” {done}.")
+    return _back(request, factor)
+
+
+@require_POST
+def factor_accept_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, accept=True)
+
+
+@require_POST
+def factor_dismiss_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, accept=False)

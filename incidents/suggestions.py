@@ -1,0 +1,889 @@
+"""What may have contributed to an incident: the records of the days before it that touch what
+it affected, suggested to the post-mortem's authors, who accept or dismiss each one.
+
+What an incident touches (its *scope*):
+
+- endpoints: the affected endpoints;
+- models: the affected models, the models of affected versions, and the models served by the
+  affected endpoints;
+- versions: the affected versions, every version of those models, and the versions with a
+  (not rejected) capacity assessment on an affected pool;
+- pools: the affected shared pools;
+- business units: the incident's business units, affected units, and the units of the
+  affected endpoints and models.
+
+What is suggested, from the window ``[started_at - window_days, started_at]``:
+
+========================  ===================================================================
+kind                      matched by
+========================  ===================================================================
+``deployment``            a version of the scope moved to *deployed* (its VersionTransition)
+``version_change``        any other lifecycle move of a version of the scope
+``decision``              a Decision of an affected unit, or about a record of the scope (an
+                          endpoint, model, version, pool, unit), about an assessment, waiver
+                          or approval request of a version of the scope, or about a capacity
+                          conflict over an affected pool — approvals of costly jobs, board
+                          reviews, budget exceptions, freezes and their lifting
+``waiver``                a waiver granted to a version of the scope and in force at the start
+                          (granted before it, not yet expired nor revoked then)
+``freeze``                a deployment freeze on an affected unit started or lifted in the
+                          window, or in force at the start
+``retirement``            a step (notification, decision, dry run, cloud action) of a
+                          retirement case on an affected endpoint or model
+``cost_anomaly``          a day whose spend of an affected unit breaks its trend
+                          (:func:`spend_anomalies`)
+========================  ===================================================================
+
+Business units alone do not match deployments: a deployment of another model on another
+endpoint of the same unit is unrelated to this one. Decisions, freezes and cost anomalies are
+about units, so a unit matches them.
+
+``cost_anomaly`` factors have no subject; the unit, day and currency in ``detail["key"]``
+identify them from one refresh to the next. Everything else is identified by its record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.contenttypes.prefetch import GenericPrefetch
+from django.db import models, transaction
+from django.db.models import Q, Sum
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from costs.models import CostRow
+from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
+from governance.extensions import RelatedItem
+from governance.models import (
+    ApprovalRequest,
+    BusinessUnit,
+    CapacityConflict,
+    Decision,
+    DeploymentFreeze,
+    User,
+)
+from governance.money import money_format, money_round
+from incidents.models import (
+    ContributingFactor,
+    FactorStatus,
+    Incident,
+    PostMortem,
+    PostMortemStatus,
+)
+from registry.choices import AssessmentStatus, LifecycleState, WaiverStatus
+from registry.models import (
+    CapacityAssessment,
+    CapacityPool,
+    Endpoint,
+    ModelVersion,
+    RegisteredModel,
+    RequirementWaiver,
+    RetirementStep,
+    VersionTransition,
+)
+
+SUMMARY_LIMIT = 500
+TIMES = "\u00d7"  # the multiplication sign, as in "64 x H100"
+NOTE_LIMIT = 5000
+
+# The cost-anomaly rule (see ``spend_anomalies``).
+HISTORY_DAYS = 28  # spend read before the window, so its first day has a baseline too
+BASELINE_DAYS = 14  # the days before a day that make its baseline
+MIN_BASELINE_DAYS = 7  # fewer days with spend than this: no judgement
+SIGMAS = Decimal(3)
+MIN_RATIO = Decimal("1.2")  # and at least 20 % above the baseline's mean
+
+# The incident's cost (``incident_extra_cost``).
+COST_BASELINE_DAYS = 7
+
+
+# --- the scope of an incident -----------------------------------------------------------------
+
+
+@dataclass
+class Scope:
+    """The ids of what an incident touches (see the module's docstring)."""
+
+    endpoint_ids: set[int] = field(default_factory=set)
+    model_ids: set[int] = field(default_factory=set)
+    version_ids: set[int] = field(default_factory=set)
+    pool_ids: set[int] = field(default_factory=set)
+    unit_ids: set[int] = field(default_factory=set)
+    endpoint_names: dict[int, list[str]] = field(default_factory=dict)  # per version id
+
+
+def _ctype(model: type[models.Model]) -> ContentType:
+    return ContentType.objects.get_for_model(model)
+
+
+def incident_scope(incident: Incident) -> Scope:
+    """What the incident touches: endpoints, models, versions, pools, business units."""
+    scope = Scope(unit_ids=set(incident.business_units.values_list("pk", flat=True)))
+    by_type: dict[int, set[int]] = defaultdict(set)
+    for type_id, subject_id in incident.affected.values_list("subject_type_id", "subject_id"):
+        by_type[type_id].add(subject_id)
+    types = ContentType.objects.get_for_models(
+        Endpoint, RegisteredModel, ModelVersion, CapacityPool, BusinessUnit
+    )
+    scope.unit_ids |= by_type[types[BusinessUnit].pk]
+    scope.pool_ids |= by_type[types[CapacityPool].pk]
+
+    for pk, unit_id, version_id, model_id, model_unit_id in Endpoint.objects.filter(
+        pk__in=by_type[types[Endpoint].pk]
+    ).values_list(
+        "pk",
+        "business_unit_id",
+        "model_version_id",
+        "model_version__model_id",
+        "model_version__model__business_unit_id",
+    ):
+        scope.endpoint_ids.add(pk)
+        if unit_id or model_unit_id:
+            scope.unit_ids.add(unit_id or model_unit_id)
+        if version_id:
+            scope.version_ids.add(version_id)
+            scope.model_ids.add(model_id)
+
+    for model_id, unit_id in RegisteredModel.objects.filter(
+        pk__in=by_type[types[RegisteredModel].pk]
+    ).values_list("pk", "business_unit_id"):
+        scope.model_ids.add(model_id)
+        scope.unit_ids.add(unit_id)
+    for version_id, model_id, unit_id in ModelVersion.objects.filter(
+        pk__in=by_type[types[ModelVersion].pk]
+    ).values_list("pk", "model_id", "model__business_unit_id"):
+        scope.version_ids.add(version_id)
+        scope.model_ids.add(model_id)
+        scope.unit_ids.add(unit_id)
+
+    scope.version_ids |= set(
+        ModelVersion.objects.filter(model_id__in=scope.model_ids).values_list("pk", flat=True)
+    )
+    if scope.pool_ids:
+        scope.version_ids |= set(
+            CapacityAssessment.objects.filter(pool_id__in=scope.pool_ids)
+            .exclude(status=AssessmentStatus.REJECTED)
+            .values_list("version_id", flat=True)
+        )
+    names: dict[int, list[str]] = defaultdict(list)
+    for version_id, name in (
+        Endpoint.objects.filter(model_version_id__in=scope.version_ids)
+        .order_by("name")
+        .values_list("model_version_id", "name")
+    ):
+        names[version_id].append(name)
+    scope.endpoint_names = dict(names)
+    return scope
+
+
+# --- candidates ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    """A record found for a post-mortem, before it is stored as a factor."""
+
+    kind: str
+    subject: models.Model | None
+    occurred_at: dt.datetime
+    summary: str
+    detail: dict[str, Any]
+
+    @property
+    def key(self) -> tuple:
+        if self.subject is None:
+            return (self.kind, None, self.detail["key"])
+        return (self.kind, _ctype(type(self.subject)).pk, self.subject.pk)
+
+
+def _factor_key(factor: ContributingFactor) -> tuple:
+    if factor.subject_type_id is None:
+        return (factor.kind, None, (factor.detail or {}).get("key"))
+    return (factor.kind, factor.subject_type_id, factor.subject_id)
+
+
+def _utc(value: dt.datetime) -> str:
+    return f"{value.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _person(user: User | None) -> str:
+    return str(user) if user is not None else "Capgov (by rule)"
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
+
+
+def _transitions(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[Candidate]:
+    found = []
+    rows = VersionTransition.objects.filter(
+        version_id__in=scope.version_ids, at__gte=since, at__lte=until
+    ).select_related("version__model", "by")
+    for t in rows:
+        on = scope.endpoint_names.get(t.version_id, [])
+        where = f" (serving {', '.join(on)})" if on else ""
+        if t.to_state == LifecycleState.DEPLOYED:
+            kind = "deployment"
+            text = f"{t.version} deployed by {_person(t.by)} on {_utc(t.at)}{where}"
+        else:
+            kind = "version_change"
+            before = LifecycleState(t.from_state).label.lower() if t.from_state else "new"
+            after = LifecycleState(t.to_state).label.lower()
+            text = f"{t.version} moved from {before} to {after} by {_person(t.by)} on {_utc(t.at)}"
+        if t.comment:
+            text += f": {t.comment}"
+        found.append(
+            Candidate(
+                kind=kind,
+                subject=t,
+                occurred_at=t.at,
+                summary=_clip(text),
+                detail={
+                    "version_id": t.version_id,
+                    "version": str(t.version),
+                    "from_state": t.from_state,
+                    "to_state": t.to_state,
+                    "by": t.by.username,
+                    "endpoints": on,
+                    "decision_id": t.decision_id,
+                    "comment": t.comment,
+                },
+            )
+        )
+    return found
+
+
+def _amount(value: Any, currency: str | None) -> str | None:
+    try:
+        amount = Decimal(str(value))
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    return money_format(amount, currency) if currency else f"{amount:,}"
+
+
+def evidence_numbers(evidence: Mapping[str, Any]) -> list[str]:
+    """The key numbers of a decision's evidence, as short phrases ("est. 40,000.00 USD")."""
+    if not isinstance(evidence, Mapping):
+        return []
+    currency = evidence.get("currency") or ""
+    numbers = []
+    if evidence.get("estimated_cost") not in (None, "") and (
+        text := _amount(evidence["estimated_cost"], currency)
+    ):
+        numbers.append(f"estimated {text}")
+    if evidence.get("gpu_hours") not in (None, "", "0"):
+        try:
+            hours = Decimal(str(evidence["gpu_hours"]))
+        except ArithmeticError:
+            hours = None
+        if hours:
+            count, accel = evidence.get("accelerator_count"), evidence.get("accelerator")
+            machines = f"{count} {TIMES} {accel or 'accelerator'}, " if count else ""
+            numbers.append(f"{machines}{hours.normalize():,f} GPU-hours")
+    if evidence.get("monthly_cost") not in (None, "") and (
+        text := _amount(evidence["monthly_cost"], currency)
+    ):
+        numbers.append(f"{text} a month")
+    if evidence.get("accelerators") not in (None, "") and "gpu_hours" not in evidence:
+        numbers.append(f"{evidence['accelerators']} accelerators")
+    if evidence.get("pool_share_pct") not in (None, ""):
+        numbers.append(f"{evidence['pool_share_pct']} % of {evidence.get('pool') or 'the pool'}")
+    return numbers
+
+
+def _decisions(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[Candidate]:
+    about = Q(business_unit_id__in=scope.unit_ids)
+    subjects: list[tuple[type[models.Model], Iterable[int]]] = [
+        (Endpoint, scope.endpoint_ids),
+        (RegisteredModel, scope.model_ids),
+        (ModelVersion, scope.version_ids),
+        (CapacityPool, scope.pool_ids),
+        (BusinessUnit, scope.unit_ids),
+        (
+            CapacityAssessment,
+            CapacityAssessment.objects.filter(version_id__in=scope.version_ids).values_list(
+                "pk", flat=True
+            ),
+        ),
+        (
+            RequirementWaiver,
+            RequirementWaiver.objects.filter(version_id__in=scope.version_ids).values_list(
+                "pk", flat=True
+            ),
+        ),
+    ]
+    version_type = _ctype(ModelVersion)
+    requests = ApprovalRequest.objects.filter(
+        subject_type=version_type, subject_id__in=scope.version_ids
+    ).values_list("pk", flat=True)
+    subjects.append((ApprovalRequest, requests))
+    if scope.pool_ids:
+        conflicts = CapacityConflict.objects.filter(
+            subject_type=_ctype(CapacityPool), subject_id__in=scope.pool_ids
+        ).values_list("pk", flat=True)
+        subjects.append((CapacityConflict, conflicts))
+    for model, ids in subjects:
+        ids = list(ids)
+        if ids:
+            about |= Q(subject_type=_ctype(model), subject_id__in=ids)
+    rows = (
+        Decision.objects.filter(about, decided_at__gte=since, decided_at__lte=until)
+        .select_related("decided_by", "business_unit")
+        .order_by("decided_at", "pk")
+    )
+    found = []
+    for d in rows:
+        role = f" ({d.get_decided_as_display()})" if d.decided_as else ""
+        board = d.evidence.get("board") if isinstance(d.evidence, dict) else None
+        who = f"the {board}" if board else f"{_person(d.decided_by)}{role}"
+        numbers = evidence_numbers(d.evidence)
+        figures = f" — {', '.join(numbers)}" if numbers else ""
+        unit = f" for {d.business_unit.code}" if d.business_unit else ""
+        text = (
+            f"{d.get_kind_display()}{unit}: {d.get_outcome_display().lower()} by {who} on "
+            f"{_utc(d.decided_at)}: {d.title}{figures}"
+        )
+        found.append(
+            Candidate(
+                kind="decision",
+                subject=d,
+                occurred_at=d.decided_at,
+                summary=_clip(text),
+                detail={
+                    "decision_kind": d.kind,
+                    "outcome": d.outcome,
+                    "title": d.title,
+                    "decided_by": d.decided_by.username if d.decided_by else None,
+                    "decided_as": d.decided_as,
+                    "business_unit": d.business_unit.code if d.business_unit else None,
+                    "numbers": numbers,
+                    "rationale": d.rationale[:1000],
+                },
+            )
+        )
+    return found
+
+
+def _waivers(scope: Scope, start: dt.datetime) -> list[Candidate]:
+    rows = (
+        RequirementWaiver.objects.filter(
+            version_id__in=scope.version_ids,
+            status=WaiverStatus.GRANTED,
+            granted_at__lte=start,
+            expires_at__gt=start,
+        )
+        .filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=start))
+        .select_related("version__model", "granted_by", "decision__decided_by")
+    )
+    found = []
+    for w in rows:
+        by = w.decision.decided_by if w.decision and w.decision.decided_by else w.granted_by
+        text = (
+            f"Waiver of “{w.get_requirement_display()}” for {w.version} in force: granted "
+            f"{_utc(w.granted_at)} (proposed by {_person(by)}), until {_utc(w.expires_at)} — "
+            f"{w.reason}"
+        )
+        found.append(
+            Candidate(
+                kind="waiver",
+                subject=w,
+                occurred_at=w.granted_at,
+                summary=_clip(text),
+                detail={
+                    "version_id": w.version_id,
+                    "version": str(w.version),
+                    "requirement": w.requirement,
+                    "expires_at": w.expires_at.isoformat(),
+                    "decision_id": w.decision_id,
+                    "reason": w.reason[:1000],
+                },
+            )
+        )
+    return found
+
+
+def _freezes(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[Candidate]:
+    started_or_lifted = Q(started_at__gte=since, started_at__lte=until) | Q(
+        lifted_at__gte=since, lifted_at__lte=until
+    )
+    in_force = Q(started_at__lte=until) & (Q(lifted_at__isnull=True) | Q(lifted_at__gt=until))
+    rows = DeploymentFreeze.objects.filter(
+        started_or_lifted | in_force, business_unit_id__in=scope.unit_ids
+    ).select_related("business_unit", "created_by", "lifted_by")
+    found = []
+    for f in rows:
+        unit = f.business_unit.name
+        if f.lifted_at is not None and since <= f.lifted_at <= until:
+            at = f.lifted_at
+            text = (
+                f"Deployment freeze on {unit} (since {_utc(f.started_at)}) lifted by "
+                f"{_person(f.lifted_by)} on {_utc(f.lifted_at)}: {f.lift_reason}"
+            )
+        else:
+            at = f.started_at
+            # Not lifted in the window, so it was in force when the incident started.
+            by = _person(f.created_by) if f.origin == "person" else "a budget breach"
+            text = (
+                f"Deployment freeze on {unit} started {_utc(f.started_at)} by {by}, in force "
+                f"when the incident started: {f.reason}"
+            )
+        found.append(
+            Candidate(
+                kind="freeze",
+                subject=f,
+                occurred_at=at,
+                summary=_clip(text),
+                detail={
+                    "business_unit": f.business_unit.code,
+                    "origin": f.origin,
+                    "started_at": f.started_at.isoformat(),
+                    "lifted_at": f.lifted_at.isoformat() if f.lifted_at else None,
+                    "reason": f.reason[:1000],
+                },
+            )
+        )
+    return found
+
+
+def _retirements(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[Candidate]:
+    on = Q(case__endpoint_id__in=scope.endpoint_ids) | Q(case__model_id__in=scope.model_ids)
+    rows = RetirementStep.objects.filter(on, at__gte=since, at__lte=until).select_related(
+        "case__endpoint", "case__model", "by", "policy"
+    )
+    found = []
+    for s in rows:
+        target = s.case.endpoint or s.case.model
+        flags = []
+        if s.dry_run:
+            flags.append("dry run")
+        if not s.succeeded:
+            flags.append("failed")
+        how = f" ({', '.join(flags)})" if flags else ""
+        by = f" by {s.by}" if s.by else ""
+        text = f"Retirement of {target}: {s.kind.replace('_', ' ')}{how}{by} on {_utc(s.at)}"
+        if s.text:
+            text += f" — {s.text}"
+        found.append(
+            Candidate(
+                kind="retirement",
+                subject=s,
+                occurred_at=s.at,
+                summary=_clip(text),
+                detail={
+                    "case_id": s.case_id,
+                    "step": s.kind,
+                    "dry_run": s.dry_run,
+                    "succeeded": s.succeeded,
+                    "policy": s.policy.name if s.policy else None,
+                    "target": str(target),
+                },
+            )
+        )
+    return found
+
+
+# --- cost anomalies -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A day whose spend broke its trend, with the figures that said so."""
+
+    day: dt.date
+    cost: Decimal
+    mean: Decimal
+    stdev: Decimal
+    threshold: Decimal
+    baseline_days: int
+
+    @property
+    def ratio(self) -> Decimal:
+        return self.cost / self.mean
+
+
+def spend_anomalies(daily: Mapping[dt.date, Decimal], days: Iterable[dt.date]) -> list[Anomaly]:
+    """The ``days`` whose spend breaks the trend of ``daily`` (spend per day). Pure.
+
+    A day is anomalous when its spend is above the mean plus three standard deviations
+    (population) of the 14 days before it, and at least 20 % above that mean. Days without
+    spend are unknown, not zero: a baseline needs at least 7 known days, and a day without
+    spend is never flagged. A day already flagged is left out of the baselines of the days
+    after it, so a spike lasting several days is flagged on each of them. The forecast-based
+    rule of the planning issue can replace this function.
+    """
+    flagged: list[Anomaly] = []
+    skip: set[dt.date] = set()
+    for day in sorted(set(days)):
+        cost = daily.get(day)
+        if cost is None:
+            continue
+        prior = [
+            daily[d]
+            for d in (day - dt.timedelta(days=n) for n in range(1, BASELINE_DAYS + 1))
+            if d in daily and d not in skip
+        ]
+        if len(prior) < MIN_BASELINE_DAYS:
+            continue
+        mean = sum(prior, Decimal(0)) / len(prior)
+        if mean <= 0:
+            continue
+        stdev = (sum(((x - mean) ** 2 for x in prior), Decimal(0)) / len(prior)).sqrt()
+        threshold = max(mean + SIGMAS * stdev, mean * MIN_RATIO)
+        if cost > mean + SIGMAS * stdev and cost >= mean * MIN_RATIO:
+            flagged.append(Anomaly(day, cost, mean, stdev, threshold, len(prior)))
+            skip.add(day)
+    return flagged
+
+
+def _daily_spend(
+    unit_ids: Iterable[int], first: dt.date, last: dt.date
+) -> dict[tuple[int, str], dict[dt.date, Decimal]]:
+    """Billed cost per (unit, currency) and usage day, from ``first`` to ``last``."""
+    series: dict[tuple[int, str], dict[dt.date, Decimal]] = defaultdict(dict)
+    rows = (
+        CostRow.objects.filter(
+            tag_set__business_unit_id__in=list(unit_ids),
+            usage_date__gte=first,
+            usage_date__lte=last,
+        )
+        .values("tag_set__business_unit_id", "currency", "usage_date")
+        .annotate(amount=Sum("billed_cost"))
+        .order_by()
+    )
+    for row in rows:
+        key = (row["tag_set__business_unit_id"], row["currency"])
+        series[key][row["usage_date"]] = row["amount"] or Decimal(0)
+    return series
+
+
+def cost_anomaly_candidates(
+    unit_ids: Iterable[int], since: dt.datetime, until: dt.datetime
+) -> list[Candidate]:
+    """Days of the window on which an affected unit's spend broke its trend."""
+    unit_ids = set(unit_ids)
+    if not unit_ids:
+        return []
+    first, last = since.astimezone(dt.UTC).date(), until.astimezone(dt.UTC).date()
+    window = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    series = _daily_spend(unit_ids, first - dt.timedelta(days=HISTORY_DAYS), last)
+    units = BusinessUnit.objects.in_bulk(unit_ids)
+    found = []
+    for (unit_id, currency), daily in sorted(series.items()):
+        unit = units[unit_id]
+        for a in spend_anomalies(daily, window):
+            ratio = a.ratio.quantize(Decimal("0.1"))
+            text = (
+                f"{unit.name} spent {money_format(a.cost, currency)} on {a.day:%Y-%m-%d}, "
+                f"{ratio} {TIMES} its usual ({money_format(a.mean, currency)} a day over the "
+                f"{a.baseline_days} days before)"
+            )
+            found.append(
+                Candidate(
+                    kind="cost_anomaly",
+                    subject=None,
+                    occurred_at=dt.datetime.combine(a.day, dt.time(), tzinfo=dt.UTC),
+                    summary=_clip(text),
+                    detail={
+                        "key": f"{unit_id}:{a.day.isoformat()}:{currency}",
+                        "business_unit": unit.code,
+                        "day": a.day.isoformat(),
+                        "currency": currency,
+                        "cost": f"{money_round(a.cost, currency):f}",
+                        "baseline_mean": f"{money_round(a.mean, currency):f}",
+                        "baseline_stdev": f"{money_round(a.stdev, currency):f}",
+                        "threshold": f"{money_round(a.threshold, currency):f}",
+                        "baseline_days": a.baseline_days,
+                        "ratio": f"{ratio:f}",
+                        "rule": (
+                            f"above mean + {SIGMAS} standard deviations of the {BASELINE_DAYS} "
+                            f"days before and at least {MIN_RATIO} {TIMES} the mean"
+                        ),
+                    },
+                )
+            )
+    return found
+
+
+# --- refresh ------------------------------------------------------------------------------------
+
+
+def suggestion_candidates(postmortem: PostMortem) -> list[Candidate]:
+    """Everything the window before the incident holds about what it affected."""
+    incident = postmortem.incident
+    until = incident.started_at
+    since = until - dt.timedelta(days=postmortem.window_days)
+    scope = incident_scope(incident)
+    return [
+        *_transitions(scope, since, until),
+        *_decisions(scope, since, until),
+        *_waivers(scope, until),
+        *_freezes(scope, since, until),
+        *_retirements(scope, since, until),
+        *cost_anomaly_candidates(scope.unit_ids, since, until),
+    ]
+
+
+@transaction.atomic
+def suggestions_refresh(*, postmortem: PostMortem) -> list[ContributingFactor]:
+    """Store what the window before the incident holds as suggested factors; return every
+    factor of the post-mortem (as ``factor_list``).
+
+    Idempotent: a record already suggested is updated in place, one already accepted or
+    dismissed stays exactly as the authors left it, and a suggestion no longer found (the
+    window shrank, the incident's scope changed) goes away unless someone decided on it.
+    """
+    pm = PostMortem.objects.select_for_update().select_related("incident").get(pk=postmortem.pk)
+    candidates = {c.key: c for c in suggestion_candidates(pm)}
+    existing = {_factor_key(f): f for f in pm.factors.all()}
+    stale = [
+        f.pk
+        for key, f in existing.items()
+        if key not in candidates and f.status == FactorStatus.SUGGESTED
+    ]
+    if stale:
+        ContributingFactor.objects.filter(pk__in=stale).delete()
+    new = []
+    for key, c in candidates.items():
+        factor = existing.get(key)
+        if factor is None:
+            new.append(
+                ContributingFactor(
+                    postmortem=pm,
+                    kind=c.kind,
+                    subject_type=_ctype(type(c.subject)) if c.subject is not None else None,
+                    subject_id=c.subject.pk if c.subject is not None else None,
+                    occurred_at=c.occurred_at,
+                    summary=c.summary,
+                    detail=c.detail,
+                )
+            )
+        elif factor.status == FactorStatus.SUGGESTED and (
+            factor.summary,
+            factor.detail,
+            factor.occurred_at,
+        ) != (c.summary, c.detail, c.occurred_at):
+            factor.summary, factor.detail, factor.occurred_at = c.summary, c.detail, c.occurred_at
+            factor.save(update_fields=["summary", "detail", "occurred_at"])
+    ContributingFactor.objects.bulk_create(new)
+    return factor_list(pm)
+
+
+# --- accept / dismiss ---------------------------------------------------------------------------
+
+
+def _may_edit(user: User, pm: PostMortem) -> bool:
+    from incidents.services import may_edit_postmortem
+
+    return may_edit_postmortem(user, pm)
+
+
+def _decide(*, factor: ContributingFactor, by: User, status: str, note: str) -> ContributingFactor:
+    try:
+        factor = (
+            ContributingFactor.objects.select_for_update()
+            .select_related("postmortem")
+            .get(pk=factor.pk)
+        )
+    except ContributingFactor.DoesNotExist:
+        raise ConflictError(
+            "This suggestion is gone: the records were looked up again and it no longer "
+            "touches the incident."
+        ) from None
+    pm = factor.postmortem
+    if pm.status == PostMortemStatus.PUBLISHED:
+        raise ConflictError(
+            "This post-mortem is published; its contributing factors no longer change."
+        )
+    if not _may_edit(by, pm):
+        raise PermissionDeniedError(
+            "Only the post-mortem's authors and named approvers can accept or dismiss its "
+            "contributing factors."
+        )
+    note = str(note or "").strip()
+    if len(note) > NOTE_LIMIT:
+        raise DomainError(f"The note is longer than {NOTE_LIMIT} characters.")
+    factor.status = status
+    factor.note = note
+    factor.decided_by = by
+    factor.decided_at = timezone.now()
+    factor.save(update_fields=["status", "note", "decided_by", "decided_at"])
+    return factor
+
+
+@transaction.atomic
+def factor_accept(*, factor: ContributingFactor, by: User, note: str) -> ContributingFactor:
+    """Accept a suggestion as a contributing factor, saying how it contributed. It then shows
+    on the record's own page (a decision's, for one). A dismissed factor can be accepted after
+    all, and an accepted one's note rewritten, while the post-mortem is not published."""
+    if not str(note or "").strip():
+        raise DomainError("Say how this contributed to the incident: a note is needed to accept.")
+    return _decide(factor=factor, by=by, status=FactorStatus.ACCEPTED, note=note)
+
+
+@transaction.atomic
+def factor_dismiss(*, factor: ContributingFactor, by: User, note: str = "") -> ContributingFactor:
+    """Dismiss a suggestion (or an accepted factor on second thoughts); later refreshes leave it
+    dismissed."""
+    return _decide(factor=factor, by=by, status=FactorStatus.DISMISSED, note=note)
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+def _subject_querysets() -> list[models.QuerySet]:
+    return [
+        VersionTransition.objects.select_related("version__model", "by"),
+        Decision.objects.select_related("decided_by", "business_unit"),
+        RequirementWaiver.objects.select_related("version__model"),
+        RetirementStep.objects.select_related("case"),
+        DeploymentFreeze.objects.select_related("business_unit"),
+    ]
+
+
+def subject_url(subject: models.Model | None) -> str:
+    """Where a factor's record is shown, or "" when it has no page (or no longer exists)."""
+    if subject is None:
+        return ""
+    try:
+        if isinstance(subject, Decision):
+            return reverse("governance:decision-detail", args=[subject.pk])
+        if isinstance(subject, VersionTransition | RequirementWaiver):
+            return subject.version.get_absolute_url()
+        if isinstance(subject, RetirementStep):
+            return subject.case.get_absolute_url()
+        if isinstance(subject, DeploymentFreeze):
+            return reverse("governance:freeze-list")
+        if hasattr(subject, "get_absolute_url"):
+            return subject.get_absolute_url()
+    except NoReverseMatch:
+        return ""
+    return ""
+
+
+def factor_list(postmortem: PostMortem) -> list[ContributingFactor]:
+    """The post-mortem's factors in time order, each with its record and ``subject_url``;
+    a fixed number of queries whatever their number."""
+    factors = list(
+        ContributingFactor.objects.filter(postmortem=postmortem)
+        .select_related("subject_type", "decided_by")
+        .prefetch_related(GenericPrefetch("subject", _subject_querysets()))
+        .order_by("occurred_at", "pk")
+    )
+    for f in factors:
+        f.subject_url = subject_url(f.subject)
+    return factors
+
+
+def incidents_for(obj: models.Model) -> list[tuple[Incident, ContributingFactor]]:
+    """The incidents ``obj`` (a decision, a deployment, a waiver…) was accepted as having
+    contributed to, newest first, each with its factor."""
+    factors = (
+        ContributingFactor.objects.filter(
+            subject_type=_ctype(type(obj)), subject_id=obj.pk, status=FactorStatus.ACCEPTED
+        )
+        .select_related("postmortem__incident", "decided_by")
+        .order_by("-postmortem__incident__started_at", "-pk")
+    )
+    return [(f.postmortem.incident, f) for f in factors]
+
+
+def _incident_url(incident: Incident) -> str:
+    for name, args in (
+        ("incidents:incident-detail", [incident.pk]),
+        ("incidents:postmortem", [incident.pk]),
+    ):
+        try:
+            return reverse(name, args=args)
+        except NoReverseMatch:
+            continue
+    return ""
+
+
+def decision_incidents_panel(decision: Decision, user: User | None = None) -> list[RelatedItem]:
+    """For the decision's page: the incidents it contributed to (every signed-in person reads
+    every incident, so ``user`` narrows nothing)."""
+    items = []
+    for incident, factor in incidents_for(decision):
+        when = f"{incident.started_at.astimezone(dt.UTC):%Y-%m-%d}"
+        by = f" by {factor.decided_by}" if factor.decided_by else ""
+        text = f"Started {when}; {incident.get_status_display().lower()}. Accepted as contributing"
+        text += f"{by}: {factor.note}" if factor.note else f"{by}."
+        items.append(
+            RelatedItem(
+                title=incident.title,
+                url=_incident_url(incident),
+                text=text,
+                section="Incidents it contributed to",
+            )
+        )
+    return items
+
+
+# --- the incident's cost ------------------------------------------------------------------------
+
+
+def _units_of(incident: Incident) -> set[int]:
+    return incident_scope(incident).unit_ids
+
+
+def incident_extra_cost(
+    incident: Incident, *, now: dt.datetime | None = None
+) -> tuple[Decimal, str, dict[str, Any]] | None:
+    """What the incident cost: the affected units' spend on its days (the start day to the
+    resolution day, or today while unresolved, both included) minus the baseline — the average
+    daily spend of the 7 days before the start day times the number of incident days. In the
+    currency most of that spend is in, rounded to its minor unit; other currencies are left
+    out (and listed in the detail). ``None`` when no unit is affected or nothing was billed.
+
+    A day of the baseline without cost rows counts as zero spend.
+    """
+    unit_ids = _units_of(incident)
+    if not unit_ids:
+        return None
+    end = incident.resolved_at or now or timezone.now()
+    first = incident.started_at.astimezone(dt.UTC).date()
+    last = max(first, end.astimezone(dt.UTC).date())
+    days = (last - first).days + 1
+    base_first = first - dt.timedelta(days=COST_BASELINE_DAYS)
+    rows = (
+        CostRow.objects.filter(
+            tag_set__business_unit_id__in=unit_ids, usage_date__gte=base_first, usage_date__lte=last
+        )
+        .values("currency")
+        .annotate(
+            during=Sum("billed_cost", filter=Q(usage_date__gte=first)),
+            before=Sum("billed_cost", filter=Q(usage_date__lt=first)),
+        )
+        .order_by()
+    )
+    totals = {r["currency"]: (r["during"] or Decimal(0), r["before"] or Decimal(0)) for r in rows}
+    if not totals:
+        return None
+    currency = max(totals, key=lambda c: (abs(totals[c][0]) + abs(totals[c][1]), c))
+    during, before = totals[currency]
+    baseline = before * days / COST_BASELINE_DAYS
+    extra = money_round(during - baseline, currency)
+    codes = sorted(BusinessUnit.objects.filter(pk__in=unit_ids).values_list("code", flat=True))
+    detail = {
+        "business_units": codes,
+        "first_day": first.isoformat(),
+        "last_day": last.isoformat(),
+        "days": days,
+        "spend": f"{money_round(during, currency):f}",
+        "baseline_days": COST_BASELINE_DAYS,
+        "baseline_spend": f"{money_round(before, currency):f}",
+        "baseline_daily": f"{money_round(before / COST_BASELINE_DAYS, currency):f}",
+        "baseline": f"{money_round(baseline, currency):f}",
+        "currency": currency,
+        "other_currencies": sorted(c for c in totals if c != currency),
+        "resolved": incident.resolved_at is not None,
+    }
+    return extra, currency, detail
