@@ -24,6 +24,7 @@ from governance.services import (
     business_unit_owner_set,
     person_upsert,
 )
+from incidents.demo import seed_incidents
 from registry.demo import seed_registry
 
 DEMO_PASSWORD = "capgov-demo"  # noqa: S105 - printed on screen for the local demo
@@ -145,6 +146,16 @@ class Command(BaseCommand):
         _approvals(
             {u.username: u for u in User.objects.filter(username__in=[p[0] for p in PEOPLE])},
             {bu.code: bu for bu in BusinessUnit.objects.all()},
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                seed_incidents(
+                    people={
+                        u.username: u
+                        for u in User.objects.filter(username__in=[p[0] for p in PEOPLE])
+                    }
+                )
+            )
         )
         self.stdout.write("")
         self.stdout.write(f"  Demo logins (password for all: {DEMO_PASSWORD})")
