@@ -849,7 +849,8 @@ class PostMortemViewSet(
     def markdown(self, request: Request, pk: str | None = None) -> HttpResponse:
         pm = self.get_object()
         response = HttpResponse(
-            services.postmortem_markdown(pm), content_type="text/markdown; charset=utf-8"
+            services.postmortem_markdown(pm, user=request.user),
+            content_type="text/markdown; charset=utf-8",
         )
         response["Content-Disposition"] = f'inline; filename="postmortem-{pm.incident_id}.md"'
         return response
@@ -863,7 +864,7 @@ class PostMortemViewSet(
     )
     @action(detail=True, methods=["get"])
     def factors(self, request: Request, pk: str | None = None) -> Response:
-        factors = suggestions.factor_list(self.get_object())
+        factors = suggestions.factor_list(self.get_object(), user=request.user)
         wanted = request.query_params.get("status")
         if wanted:
             if wanted not in FactorStatus.values:
@@ -918,7 +919,11 @@ class ContributingFactorViewSet(
     filterset_class = ContributingFactorFilterSet
 
     def get_queryset(self):
-        return factor_queryset().order_by("postmortem_id", "occurred_at", "pk")
+        return (
+            factor_queryset()
+            .filter(suggestions.factors_visible_q(self.request.user))
+            .order_by("postmortem_id", "occurred_at", "pk")
+        )
 
     def _decided(self, factor: ContributingFactor) -> Response:
         return Response(ContributingFactorSerializer(factor_queryset().get(pk=factor.pk)).data)

@@ -168,8 +168,19 @@ def _require_aware(value: dt.datetime | None, what: str) -> None:
         raise DomainError(f"The {what} time needs a time zone (times are kept in UTC).")
 
 
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
 def _check_time_order(times: Mapping[str, dt.datetime | None]) -> None:
-    """started ≤ detected ≤ mitigated ≤ resolved, among the times that are set."""
+    """started ≤ detected ≤ mitigated ≤ resolved, among the times that are set, all between
+    2000 and a few minutes from now."""
+    latest = timezone.now() + dt.timedelta(minutes=5)
+    for name, value in times.items():
+        if value is not None and not EARLIEST <= value <= latest:
+            raise DomainError(
+                f"The {TIME_LABELS.get(name, name)} {value:%Y-%m-%d %H:%M} is not a time an "
+                "incident can have (after 2000, not in the future)."
+            )
     previous: tuple[str, dt.datetime] | None = None
     for name in TIME_FIELDS:
         value = times.get(name)
@@ -642,6 +653,10 @@ def postmortem_update(*, postmortem: PostMortem, by: User, **fields: Any) -> Pos
             changed.append("window_days")
             window_changed = True
 
+    if ("authors" in fields or "approvers" in fields) and not pm.authors.filter(pk=by.pk).exists():
+        raise PermissionDeniedError(
+            "Only the post-mortem's authors choose who writes and who approves it."
+        )
     authors = list(fields["authors"]) if "authors" in fields else list(pm.authors.all())
     approvers = list(fields["approvers"]) if "approvers" in fields else list(pm.approvers.all())
     if not authors:
@@ -744,6 +759,8 @@ def postmortem_sign(
     pm = PostMortem.objects.select_for_update().select_related("incident").get(pk=postmortem.pk)
     if not pm.approvers.filter(pk=by.pk).exists():
         raise PermissionDeniedError("Only the post-mortem's named approvers can sign it off.")
+    if pm.authors.filter(pk=by.pk).exists():
+        raise PermissionDeniedError("An author cannot sign off their own post-mortem.")
     if pm.status != PostMortemStatus.IN_REVIEW:
         raise ConflictError(
             f"Only a post-mortem in review is signed off; this one is "
@@ -1055,7 +1072,7 @@ def _md_block(text: str) -> str:
     return text.strip() or "_Not written yet._"
 
 
-def postmortem_markdown(pm: PostMortem) -> str:
+def postmortem_markdown(pm: PostMortem, user: User | None = None) -> str:
     """The whole post-mortem as Markdown: every section, the accepted contributing factors
     and the action items."""
     incident = (
@@ -1120,9 +1137,14 @@ def postmortem_markdown(pm: PostMortem) -> str:
     if pm.root_cause_tags:
         lines += ["", "Tags: " + ", ".join(f"`{tag}`" for tag in pm.root_cause_tags)]
     lines += ["", "## Contributing factors", "", _md_block(pm.contributing_factors)]
-    accepted = ContributingFactor.objects.filter(
-        postmortem=pm, status=FactorStatus.ACCEPTED
-    ).order_by("occurred_at", "pk")
+    from incidents.suggestions import factors_visible
+
+    accepted = factors_visible(
+        ContributingFactor.objects.filter(postmortem=pm, status=FactorStatus.ACCEPTED).order_by(
+            "occurred_at", "pk"
+        ),
+        user,
+    )
     if accepted:
         lines += ["", "Records that contributed:", ""]
         for factor in accepted:

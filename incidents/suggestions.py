@@ -698,9 +698,12 @@ def _decide(*, factor: ContributingFactor, by: User, status: str, note: str) -> 
             "touches the incident."
         ) from None
     pm = factor.postmortem
-    if pm.status == PostMortemStatus.PUBLISHED:
+    if pm.status != PostMortemStatus.DRAFT:
         raise ConflictError(
-            "This post-mortem is published; its contributing factors no longer change."
+            "This post-mortem is "
+            + ("published" if pm.status == PostMortemStatus.PUBLISHED else "in review")
+            + "; its contributing factors change only while it is a draft (the approvers "
+            "sign off what they read)."
         )
     if not _may_edit(by, pm):
         raise PermissionDeniedError(
@@ -768,14 +771,59 @@ def subject_url(subject: models.Model | None) -> str:
     return ""
 
 
-def factor_list(postmortem: PostMortem) -> list[ContributingFactor]:
-    """The post-mortem's factors in time order, each with its record and ``subject_url``;
-    a fixed number of queries whatever their number."""
-    factors = list(
+def factors_visible_q(user) -> Q:
+    """The same rule as :func:`factors_visible`, as a filter for querysets (the API)."""
+    from governance.selectors import decision_list, visible_unit_ids
+
+    if user is None:
+        return Q()
+    rule = ~Q(kind="decision") | Q(subject_id__in=decision_list(user=user).values("pk"))
+    units = visible_unit_ids(user)
+    if units is not None:
+        anomalies = Q(pk__in=[])
+        for unit in units:
+            anomalies |= Q(detail__key__startswith=f"{unit}:")
+        rule &= ~Q(kind="cost_anomaly") | anomalies
+    return rule
+
+
+def factors_visible(factors, user) -> list[ContributingFactor]:
+    """The factors ``user`` may read. Everyone reads incidents, but a decision is readable
+    only where the decision list lets them read it, and a cost anomaly names another unit's
+    spend: those of units out of their scope are left out (``user=None``: the system)."""
+    factors = list(factors)
+    if user is None:
+        return factors
+    from governance.selectors import decision_list, visible_unit_ids
+
+    decision_ids = {f.subject_id for f in factors if f.kind == "decision" and f.subject_id}
+    readable = (
+        set(decision_list(user=user).filter(pk__in=decision_ids).values_list("pk", flat=True))
+        if decision_ids
+        else set()
+    )
+    units = visible_unit_ids(user)
+
+    def shown(f: ContributingFactor) -> bool:
+        if f.kind == "decision":
+            return f.subject_id in readable
+        if f.kind == "cost_anomaly" and units is not None:
+            unit = str((f.detail or {}).get("key", "")).split(":")[0]
+            return unit.isdigit() and int(unit) in units
+        return True
+
+    return [f for f in factors if shown(f)]
+
+
+def factor_list(postmortem: PostMortem, user=None) -> list[ContributingFactor]:
+    """The post-mortem's factors ``user`` may read, in time order, each with its record and
+    ``subject_url``; a fixed number of queries whatever their number."""
+    factors = factors_visible(
         ContributingFactor.objects.filter(postmortem=postmortem)
         .select_related("subject_type", "decided_by")
         .prefetch_related(GenericPrefetch("subject", _subject_querysets()))
-        .order_by("occurred_at", "pk")
+        .order_by("occurred_at", "pk"),
+        user,
     )
     for f in factors:
         f.subject_url = subject_url(f.subject)

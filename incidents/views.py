@@ -306,7 +306,7 @@ def _factors_and_actions(request: HttpRequest, pm: PostMortem) -> tuple[Any, Any
     if importlib.util.find_spec("incidents.suggestions") is not None:
         from incidents.suggestions import factor_list
 
-        factors = factor_list(pm)
+        factors = factor_list(pm, user=request.user)
     if importlib.util.find_spec("incidents.actions") is not None:
         from incidents.actions import action_list
 
@@ -484,7 +484,8 @@ def postmortem_markdown(request: HttpRequest, pk: int) -> HttpResponse:
     if pm is None:
         raise Http404("This incident has no post-mortem yet.")
     response = HttpResponse(
-        services.postmortem_markdown(pm), content_type="text/markdown; charset=utf-8"
+        services.postmortem_markdown(pm, user=request.user),
+        content_type="text/markdown; charset=utf-8",
     )
     name = f"postmortem-{incident.pk}-{slugify(incident.title)[:60] or 'incident'}.md"
     response["Content-Disposition"] = f'inline; filename="{name}"'

@@ -443,7 +443,9 @@ def _case_settle_if(case: RetirementCase, statuses, *, now, text: str) -> bool:
 
 def _locked(case: RetirementCase) -> RetirementCase:
     return (
-        RetirementCase.objects.select_for_update()
+        # Only the case row is locked: its nullable relations are outer joins, which
+        # PostgreSQL will not lock.
+        RetirementCase.objects.select_for_update(of=("self",))
         .select_related("endpoint", "policy", "business_unit__owner")
         .get(pk=case.pk)
     )

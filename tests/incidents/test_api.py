@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from governance.choices import Role
+from governance.exceptions import DomainError, PermissionDeniedError
 from governance.models import BusinessUnit, User
 from incidents import services
 from incidents.models import (
@@ -609,11 +610,22 @@ def test_factors_are_accepted_and_dismissed_by_authors_and_approvers(world):
     anomaly = factor(
         pm,
         w,
+        kind="freeze",
+        subject=None,
+        occurred_at=T - dt.timedelta(days=1),
+        summary="RES was frozen by its budget",
+    )
+    # Another unit's spend is not for a board member to read.
+    spend = factor(
+        pm,
+        w,
         kind="cost_anomaly",
         subject=None,
         occurred_at=T - dt.timedelta(days=1),
         summary="RES spent 3x its baseline",
+        detail={"key": f"{w.org.research.pk}:2026-10-04:USD"},
     )
+    assert api(w.approver).get(f"{FACTORS}{spend.pk}/").status_code == 404
 
     stranger = api(w.stranger).post(
         f"{FACTORS}{deployment.pk}/accept/", {"note": "Nope"}, format="json"
@@ -647,8 +659,8 @@ def test_factors_are_accepted_and_dismissed_by_authors_and_approvers(world):
     assert dismissed.json()["subject"] is None
 
     listed = api(w.stranger).get(f"{POSTMORTEMS}{pm.pk}/factors/").json()
-    assert [(f["kind"], f["status"]) for f in listed] == [
-        ("cost_anomaly", "dismissed"),
+    assert [(f["kind"], f["status"]) for f in listed] == [  # RES's spend is not theirs
+        ("freeze", "dismissed"),
         ("deployment", "accepted"),
     ]
     only = api(w.stranger).get(f"{POSTMORTEMS}{pm.pk}/factors/?status=accepted").json()
@@ -850,3 +862,65 @@ def test_the_openapi_schema_documents_the_incident_api(world):
     params = {p["name"] for p in paths["/api/v1/incidents/"]["get"]["parameters"]}
     assert params >= {"status", "severity", "incident_type", "business_unit", "month", "model"}
     assert "overdue" in {p["name"] for p in paths["/api/v1/action-items/"]["get"]["parameters"]}
+
+
+# --- Regression tests for what an attack on incidents found -------------------------------
+
+
+def test_an_author_never_signs_and_approvers_do_not_choose_the_authors(world):
+    w = world
+    pm = draft(w)
+    with pytest.raises(PermissionDeniedError, match="Only the post-mortem's authors choose"):
+        services.postmortem_update(postmortem=pm, by=w.approver, authors=[w.approver])
+    services.postmortem_update(
+        postmortem=pm, by=w.commander, authors=[w.stranger], approvers=[w.commander]
+    )
+    pm.refresh_from_db()
+    assert set(pm.approvers.all()) == {w.commander}
+    # The commander, no longer an author, is now an approver: fine; the author (stranger)
+    # cannot be one too.
+    with pytest.raises(DomainError, match="cannot both write and approve"):
+        services.postmortem_update(postmortem=pm, by=w.stranger, approvers=[w.stranger])
+
+
+def test_factors_change_only_in_a_draft(world):
+    w = world
+    pm = draft(w)
+    spot = factor(pm, w)
+    pm.status = "in_review"
+    pm.save()
+    answer = api(w.commander).post(f"{FACTORS}{spot.pk}/accept/", {"note": "late"}, format="json")
+    assert answer.status_code == 409
+    assert "only while it is a draft" in answer.json()["detail"]
+
+
+def test_impossible_incident_times_are_refused(world):
+    answer = api(world.commander).post(
+        INCIDENTS,
+        {"title": "Old", "severity": "sev3", "started_at": "0001-01-01T00:00:00Z"},
+        format="json",
+    )
+    assert answer.status_code == 400
+    assert "after 2000" in str(answer.json())
+
+
+def test_a_decision_factor_is_hidden_from_those_who_may_not_read_the_decision(world):
+    """The post-mortem is open to all; the decisions it cites keep their own scope."""
+    from governance.services import decision_record
+
+    w = world
+    pm = draft(w)
+    decision = decision_record(
+        subject=w.org.research,
+        kind="approval_request",
+        outcome="approved",
+        title="Batch job: 64 x H100 for 24 h, est. 40,000.00 USD",
+        rationale="Quarter-end evaluation.",
+        by=w.org.finance,
+        business_unit=w.org.research,
+    )
+    cited = factor(pm, w, kind="decision", subject=decision, summary=decision.title)
+    assert api(w.org.ads_engineer).get(f"{FACTORS}{cited.pk}/").status_code == 404
+    listed = api(w.org.ads_engineer).get(f"{POSTMORTEMS}{pm.pk}/factors/").json()
+    assert cited.pk not in [f["id"] for f in listed]
+    assert api(w.org.researcher).get(f"{FACTORS}{cited.pk}/").status_code == 200
