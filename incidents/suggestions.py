@@ -76,6 +76,7 @@ from incidents.models import (
     Incident,
     PostMortem,
     PostMortemStatus,
+    TimelineEvent,
 )
 from registry.choices import AssessmentStatus, LifecycleState, WaiverStatus
 from registry.models import (
@@ -718,6 +719,19 @@ def _decide(*, factor: ContributingFactor, by: User, status: str, note: str) -> 
     factor.decided_by = by
     factor.decided_at = timezone.now()
     factor.save(update_fields=["status", "note", "decided_by", "decided_at"])
+    # The timeline takes the app's own records: an accepted factor becomes an event at the
+    # time it happened (dismissing it takes the event away again).
+    source = f"factor:{factor.pk}"
+    TimelineEvent.objects.filter(incident_id=pm.incident_id, source=source).delete()
+    if status == FactorStatus.ACCEPTED:
+        TimelineEvent.objects.create(
+            incident_id=pm.incident_id,
+            at=factor.occurred_at,
+            kind=factor.kind,
+            text=factor.summary + (f" — {note}" if note else ""),
+            source=source,
+            added_by=by,
+        )
     return factor
 
 

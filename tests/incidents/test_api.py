@@ -924,3 +924,17 @@ def test_a_decision_factor_is_hidden_from_those_who_may_not_read_the_decision(wo
     listed = api(w.org.ads_engineer).get(f"{POSTMORTEMS}{pm.pk}/factors/").json()
     assert cited.pk not in [f["id"] for f in listed]
     assert api(w.org.researcher).get(f"{FACTORS}{cited.pk}/").status_code == 200
+
+
+def test_an_accepted_factor_joins_the_timeline_and_leaves_it_when_dismissed(world):
+    w = world
+    pm = draft(w)
+    spot = factor(pm, w)
+    api(w.commander).post(
+        f"{FACTORS}{spot.pk}/accept/", {"note": "Doubled replicas."}, format="json"
+    )
+    event = pm.incident.timeline.get(source=f"factor:{spot.pk}")
+    assert (event.at, event.kind) == (spot.occurred_at, "deployment")
+    assert event.text == "ranker 3.0 deployed on ranker-prod — Doubled replicas."
+    api(w.commander).post(f"{FACTORS}{spot.pk}/dismiss/", {}, format="json")
+    assert not pm.incident.timeline.filter(source=f"factor:{spot.pk}").exists()
