@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 
 class ActualCost(NamedTuple):
@@ -81,24 +81,21 @@ class ActuatorError(Exception):
     """The cloud refused or failed an action; the message says what it answered."""
 
 
-class EndpointActuator:
-    """Changes an endpoint in its cloud. Each method returns the provider's answer (JSON-able)
-    and raises :class:`ActuatorError` when the call fails. ``plan_*`` describe the call that
-    would be made, without making it (dry runs)."""
+class EndpointActuator(Protocol):
+    """Changes an endpoint in its cloud (``costs.retirement_aws`` and ``retirement_gcp``).
+    Each method returns the provider's answer (JSON-able) and raises :class:`ActuatorError`
+    when the call fails; ``plan`` describes the call that would be made without making it
+    (dry runs)."""
 
-    provider = ""
+    provider: str
 
-    def plan(self, endpoint, action: str, *, min_instances: int = 1) -> dict:
-        raise NotImplementedError
+    def plan(self, endpoint, action: str, *, min_instances: int = 1) -> dict: ...
 
-    def scale_min(self, endpoint, *, min_instances: int) -> dict:
-        raise NotImplementedError
+    def scale_min(self, endpoint, *, min_instances: int) -> dict: ...
 
-    def delete(self, endpoint) -> dict:
-        raise NotImplementedError
+    def delete(self, endpoint) -> dict: ...
 
-    def restore(self, endpoint, *, evidence: dict) -> dict:
-        raise NotImplementedError
+    def restore(self, endpoint, *, evidence: dict) -> dict: ...
 
 
 _actuators: dict[str, Callable[[], EndpointActuator]] = {}

@@ -320,15 +320,20 @@ def case_keep(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(case)
 
 
-@require_POST
-def case_retire(request: HttpRequest, pk: int) -> HttpResponse:
+def _acted(request: HttpRequest, pk: int, action) -> HttpResponse:
+    """Run an action on the case (retire now, run the policy's action) and say what happened."""
     case = _case_get(request, pk)
     try:
-        case = services.case_retire_now(case=case, by=request.user)
+        case = action(case=case, by=request.user)
     except DomainError as exc:
         return _refused(request, case, exc)
     _acted_message(request, case)
     return redirect(case)
+
+
+@require_POST
+def case_retire(request: HttpRequest, pk: int) -> HttpResponse:
+    return _acted(request, pk, services.case_retire_now)
 
 
 @require_POST
@@ -345,13 +350,7 @@ def case_wait(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def case_act(request: HttpRequest, pk: int) -> HttpResponse:
-    case = _case_get(request, pk)
-    try:
-        case = services.case_act(case=case, by=request.user)
-    except DomainError as exc:
-        return _refused(request, case, exc)
-    _acted_message(request, case)
-    return redirect(case)
+    return _acted(request, pk, services.case_act)
 
 
 @require_POST

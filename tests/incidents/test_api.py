@@ -4,15 +4,13 @@ everyone signed in reads, the services decide who writes, and the schema documen
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from governance.choices import Role
 from governance.exceptions import DomainError, PermissionDeniedError
-from governance.models import BusinessUnit, User
+from governance.models import User
 from incidents import services
 from incidents.models import (
     ActionItem,
@@ -22,99 +20,12 @@ from incidents.models import (
     PostMortem,
     Runbook,
 )
-from registry import services as registry_services
-from registry.models import CapacityPool, Endpoint, HardwareProfile, ModelVersion, RegisteredModel
-from tests.factories import Org, OrgFactory, UserFactory
+from tests.incidents.conftest import NOW, T, World
 
-NOW = dt.datetime(2026, 10, 14, 18, 0, tzinfo=dt.UTC)
-T = dt.datetime(2026, 10, 14, 14, 5, tzinfo=dt.UTC)
 INCIDENTS = "/api/v1/incidents/"
 POSTMORTEMS = "/api/v1/postmortems/"
 FACTORS = "/api/v1/contributing-factors/"
 ACTIONS = "/api/v1/action-items/"
-
-
-@pytest.fixture
-def clock(time_machine):
-    time_machine.move_to(NOW, tick=False)
-    return time_machine
-
-
-@dataclass
-class World:
-    org: Org
-    commander: User
-    scribe: User
-    stranger: User
-    approver: User
-    pool: CapacityPool
-    model: RegisteredModel
-    version: ModelVersion
-    endpoint: Endpoint
-    other_endpoint: Endpoint
-
-
-@pytest.fixture
-def world(db, clock) -> World:
-    org = OrgFactory.build_org()
-    h100 = HardwareProfile.objects.create(
-        name="1 x H100 80GB", accelerator="NVIDIA H100 80GB", accelerator_count=1
-    )
-    pool = CapacityPool.objects.create(
-        code="h100-shared",
-        name="Shared H100 pool",
-        provider="aws",
-        hardware_profile=h100,
-        accelerator_count=80,
-        owner=BusinessUnit.objects.create(code="PLAT", name="Platform"),
-    )
-    model = registry_services.model_register(
-        by=org.researcher,
-        name="ranker",
-        business_unit=org.research,
-        task="ranking",
-        source="in-house",
-        risk_tier="medium",
-    )
-    version = registry_services.version_create(
-        by=org.researcher,
-        model=model,
-        version="3.0",
-        artifact_uri="s3://models/ranker/3.0/",
-        framework="PyTorch",
-        precision="fp16",
-        serving_runtime="vLLM 0.8",
-        hardware_profile=h100,
-        parameter_count=7_000_000_000,
-    )
-    endpoint = Endpoint.objects.create(
-        provider="aws",
-        account_id="111122223333",
-        region="eu-west-1",
-        name="ranker-prod",
-        resource_id="arn:aws:sagemaker:eu-west-1:111122223333:endpoint/ranker-prod",
-        model_version=version,
-    )
-    other = Endpoint.objects.create(
-        provider="aws",
-        account_id="111122223333",
-        region="eu-west-1",
-        name="ads-ctr",
-        resource_id="arn:aws:sagemaker:eu-west-1:111122223333:endpoint/ads-ctr",
-        business_unit=org.ads,
-    )
-    return World(
-        org=org,
-        commander=UserFactory(username="cora", roles=[Role.ML_ENGINEER]),
-        scribe=UserFactory(username="sam"),
-        stranger=UserFactory(username="stan"),
-        approver=UserFactory(username="april", roles=[Role.BOARD_INFRA]),
-        pool=pool,
-        model=model,
-        version=version,
-        endpoint=endpoint,
-        other_endpoint=other,
-    )
 
 
 def api(user: User | None = None) -> APIClient:
