@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
+from governance.models import BusinessUnit
+from governance.selectors import visible_unit_ids
 from registry.choices import (
     AssessmentStatus,
     LifecycleState,
     ModelSource,
     Precision,
+    Provider,
     RiskTier,
     Task,
 )
-from registry.models import CapacityAssessment, EfficiencyBenchmark, ModelVersion, RegisteredModel
+from registry.models import (
+    CapacityAssessment,
+    CaseKind,
+    CaseStatus,
+    EfficiencyBenchmark,
+    Endpoint,
+    ModelVersion,
+    RegisteredModel,
+    RetirementCase,
+    RetirementPolicy,
+)
 
 
 class RegisteredModelFilterSet(django_filters.FilterSet):
@@ -67,3 +80,62 @@ class AssessmentFilterSet(django_filters.FilterSet):
     class Meta:
         model = CapacityAssessment
         fields = ["version", "status", "business_unit"]
+
+
+# --- Retirement ------------------------------------------------------------------------------
+
+
+def _units(request) -> QuerySet[BusinessUnit]:
+    units = visible_unit_ids(getattr(request, "user", None))
+    qs = BusinessUnit.objects.order_by("code")
+    return qs if units is None else qs.filter(pk__in=units)
+
+
+class RetirementCaseFilterSet(django_filters.FilterSet):
+    """Cases by status, kind, business unit (code) and policy; the page and the API share it."""
+
+    status = django_filters.ChoiceFilter(choices=CaseStatus.choices, empty_label="Any")
+    kind = django_filters.ChoiceFilter(choices=CaseKind.choices, empty_label="Any")
+    business_unit = django_filters.ModelChoiceFilter(
+        field_name="business_unit",
+        queryset=_units,
+        to_field_name="code",
+        label="Business unit",
+        empty_label="Any",
+    )
+    policy = django_filters.ModelChoiceFilter(
+        queryset=RetirementPolicy.objects.order_by("name"), label="Policy", empty_label="Any"
+    )
+
+    class Meta:
+        model = RetirementCase
+        fields = ["status", "kind", "business_unit", "policy"]
+
+
+VERDICTS = [("idle", "Flagged idle"), ("not_idle", "Not flagged"), ("none", "Not evaluated")]
+
+
+class EndpointFilterSet(django_filters.FilterSet):
+    """Endpoints by unit, provider, last verdict and name."""
+
+    business_unit = django_filters.ModelChoiceFilter(
+        field_name="business_unit",
+        queryset=_units,
+        to_field_name="code",
+        label="Business unit",
+        empty_label="Any",
+    )
+    provider = django_filters.ChoiceFilter(choices=Provider.choices, empty_label="Any")
+    verdict = django_filters.ChoiceFilter(
+        choices=VERDICTS, method="filter_verdict", label="Last verdict", empty_label="Any"
+    )
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name")
+
+    class Meta:
+        model = Endpoint
+        fields = ["business_unit", "provider", "verdict", "q"]
+
+    def filter_verdict(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == "none":
+            return queryset.filter(retirement_verdict={})
+        return queryset.filter(retirement_verdict__idle=(value == "idle"))

@@ -14,8 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from registry import retirement_services as services
+from registry.filters import RetirementCaseFilterSet
 from registry.models import CaseStatus, RetirementCase, RetirementPolicy, RetirementStep
-from registry.retirement_views import REASON_MAX, RetirementCaseFilterSet
+from registry.retirement_views import REASON_MAX
 
 DetailSerializer = inline_serializer("RetirementDetail", {"detail": serializers.CharField()})
 REFUSED = {400: DetailSerializer, 403: DetailSerializer, 409: DetailSerializer}

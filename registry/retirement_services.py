@@ -64,9 +64,12 @@ MAX_KEEP_DAYS = 366
 # --- Reading ----------------------------------------------------------------------------------
 
 
-def policy_endpoints(policy: RetirementPolicy) -> list[Endpoint]:
-    """The endpoints a policy covers: its units, providers, environments and tags."""
-    endpoints = Endpoint.objects.select_related("business_unit__owner", "model_version")
+def policy_endpoints(policy: RetirementPolicy, *, among=None) -> list[Endpoint]:
+    """The endpoints a policy covers: its units, providers, environments and tags (of
+    ``among``, a queryset of endpoints, when given)."""
+    endpoints = (among if among is not None else Endpoint.objects).select_related(
+        "business_unit__owner", "model_version"
+    )
     units = [u.pk for u in policy.business_units.all()]
     if units:
         endpoints = endpoints.filter(business_unit__in=units)
@@ -296,7 +299,7 @@ def _still_candidate(case: RetirementCase, *, now) -> str:
     if not policy.is_active:
         return f"the policy {policy.name} is switched off."
     endpoint.refresh_from_db()
-    if endpoint.pk not in {e.pk for e in policy_endpoints(policy)}:
+    if not policy_endpoints(policy, among=Endpoint.objects.filter(pk=endpoint.pk)):
         return f"the policy {policy.name} no longer covers the endpoint."
     key, value = policy.exempt_tag_key, policy.exempt_tag_value
     if key and retirement.has_tag(endpoint.tags or {}, key, value):
