@@ -65,6 +65,14 @@ class Budget(models.Model):
     notify = models.JSONField(
         default=list, blank=True, help_text="E-mail addresses alerted besides the unit's owner."
     )
+    plan = models.ForeignKey(
+        "costs.CapacityPlan",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="budgets",
+        help_text="The approved capacity plan this budget came from.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -170,6 +170,14 @@ class CapacityQuota(models.Model):
     currency = models.CharField(max_length=3)
     multiplier = models.DecimalField(max_digits=6, decimal_places=3, default=1.5)
     source = models.CharField(max_length=16, choices=QuotaSource.choices, default="manual")
+    plan_line = models.ForeignKey(
+        "costs.PlanLine",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="quotas",
+        help_text="The approved plan line this quota came from.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
