@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test install lint format serve worker bench clean
+.PHONY: demo test install lint format serve worker run-prod bench bench-load bench-faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,24 @@ serve: install
 worker: install
 	$(BIN)/celery -A governance worker --beat --loglevel=INFO
 
+# Production settings on this machine: gunicorn, a worker per queue and beat against the local
+# PostgreSQL and Redis (DATABASE_URL / CELERY_BROKER_URL, or their local defaults); migrates
+# first. Ctrl-C stops everything. See "Running in production" in README.md.
+run-prod: install
+	$(BIN)/python deploy/run_prod.py --host $(HOST) --port $(PORT)
+
 bench: install
 	$(BIN)/python bench/ingest.py
+
+# 50 signed-in users on gunicorn (production settings) over >= 10M cost rows in the local
+# PostgreSQL (database capgov_load, built once; BENCH_ARGS=--rebuild to start over).
+bench-load: install
+	$(BIN)/python bench/load.py $(BENCH_ARGS)
+
+# Redis stopped, PostgreSQL restarted under an import, a worker killed mid-sync: on private
+# servers it starts itself (never the machine's shared PostgreSQL or Redis).
+bench-faults: install
+	$(BIN)/python bench/faults.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var staticfiles

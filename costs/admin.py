@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from costs import services
+from costs import retention, services
 from costs.models import (
     AllocationPolicy,
     AllocationRule,
@@ -11,7 +11,10 @@ from costs.models import (
     CapacityQuota,
     ChargebackPeriod,
     CloudAccount,
+    CommitmentOffer,
     CostRow,
+    RetentionPolicy,
+    RetentionRun,
     SharedPool,
     SharedPoolShare,
     SlaPenaltyPolicy,
@@ -19,6 +22,7 @@ from costs.models import (
     StatementLine,
     SyncRun,
     TagSet,
+    TcoScenario,
 )
 from costs.penalties import BandError, bands_parse
 from governance.admin import PlatformAdminOnly
@@ -351,3 +355,102 @@ class StatementAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
     list_filter = ("currency", "period__status")
     list_select_related = ("period", "business_unit")
     inlines = [StatementLineInline]
+
+
+class RetentionPolicyForm(forms.ModelForm):
+    class Meta:
+        model = RetentionPolicy
+        fields = ["keep_days", "prune", "notes"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("prune") and self.instance.data_class == "audit_history":
+            raise forms.ValidationError(
+                "Audit history is never pruned: its policy lists what is past it and nothing more."
+            )
+        return data
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(PlatformAdminOnly):
+    """One policy per data class, added with its defaults when the list is opened; the audit
+    page (/costs/retention/) shows what each takes and what is past it."""
+
+    form = RetentionPolicyForm
+    list_display = ("data_class", "keep_days", "prune", "updated_at")
+    readonly_fields = ("data_class",)
+
+    def changelist_view(self, request, extra_context=None):
+        retention.retention_policies_ensure()
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request):
+        return False  # every class already has its policy
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RetentionRun)
+class RetentionRunAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
+    """Written by the prune task, the command and the audit page's buttons."""
+
+    list_display = (
+        "started_at",
+        "data_class",
+        "dry_run",
+        "cutoff",
+        "rows_removed",
+        "rows_added",
+        "bytes_freed",
+    )
+    list_filter = ("data_class", "dry_run")
+    readonly_fields = [f.name for f in RetentionRun._meta.fields]
+
+
+@admin.register(TcoScenario)
+class TcoScenarioAdmin(ReadOnly, CostManagerOnly, admin.ModelAdmin):
+    """Filed and edited on the TCO pages (/costs/tco/), which compute the results."""
+
+    list_display = ("name", "business_unit", "currency", "utilisation_percent", "updated_at")
+    list_select_related = ("business_unit",)
+    readonly_fields = [f.name for f in TcoScenario._meta.fields]
+
+
+class CommitmentOfferForm(forms.ModelForm):
+    """A provider's discount for committing to a pool's hardware; checked before the database
+    constraints so the message says what to enter."""
+
+    class Meta:
+        model = CommitmentOffer
+        fields = ["pool", "kind", "term_years", "discount_percent", "upfront"]
+        help_texts = {
+            "term_years": "1 or 3 years.",
+            "discount_percent": "Percent off the on-demand price, e.g. 35 (above 0, below 100).",
+        }
+
+    def clean_term_years(self):
+        years = self.cleaned_data["term_years"]
+        if years not in (1, 3):
+            raise forms.ValidationError(
+                f"A commitment runs 1 or 3 years, not {years}: providers sell these terms."
+            )
+        return years
+
+    def clean_discount_percent(self):
+        discount = self.cleaned_data["discount_percent"]
+        if discount is None or not 0 < discount < 100:
+            raise forms.ValidationError(
+                "The discount is a percent above 0 and below 100 (e.g. 35 for 35 % off)."
+            )
+        return discount
+
+
+@admin.register(CommitmentOffer)
+class CommitmentOfferAdmin(CostManagerOnly, admin.ModelAdmin):
+    """Offers feed the commitment recommendations (recomputed weekly, or from its page)."""
+
+    form = CommitmentOfferForm
+    list_display = ("pool", "kind", "term_years", "discount_percent", "upfront")
+    list_filter = ("pool", "kind", "term_years")
+    list_select_related = ("pool",)

@@ -15,7 +15,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,6 +35,8 @@ from costs.models import (
     SyncKind,
     SyncRun,
 )
+from governance.api.exceptions import ErrorSerializer
+from governance.api.parsers import StrictFormParser, StrictMultiPartParser
 from governance.api.permissions import IsCostManager
 from governance.choices import Role
 from governance.models import BusinessUnit, DeploymentFreeze
@@ -215,12 +216,16 @@ class BillingImportViewSet(
 
     serializer_class = BillingImportSerializer
     permission_classes = [IsCostManager]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [StrictMultiPartParser, StrictFormParser]
 
     def get_queryset(self):
         return selectors.billing_import_list(user=self.request.user)
 
-    @extend_schema(request=BillingImportInputSerializer, responses={202: BillingImportSerializer})
+    @extend_schema(
+        request=BillingImportInputSerializer,
+        # 400 and 413: a file of another type, or over CAPGOV_MAX_UPLOAD_MB; nothing is kept.
+        responses={202: BillingImportSerializer, 400: ErrorSerializer, 413: ErrorSerializer},
+    )
     def create(self, request: Request) -> Response:
         data = BillingImportInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -297,7 +302,7 @@ def _percent(amount: Decimal | None) -> str | None:
 
 
 class BudgetFreezeSerializer(serializers.ModelSerializer):
-    lifted_by = serializers.StringRelatedField()
+    lifted_by = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = DeploymentFreeze
@@ -342,7 +347,7 @@ class BudgetMonthSerializer(serializers.Serializer):
     def get_projected_percent(self, st: selectors.BudgetStatus) -> str | None:
         return _percent(st.standing.projected_percent) if st.standing else None
 
-    @extend_schema_field(OpenApiTypes.DATE)
+    @extend_schema_field(serializers.DateField(allow_null=True))
     def get_data_until(self, st: selectors.BudgetStatus) -> dt.date | None:
         return st.standing.data_until if st.standing else None
 

@@ -28,3 +28,10 @@ class CostsConfig(AppConfig):
         register_endpoint_cost_provider(endpoint_cost_between)
         register_endpoint_actuator("aws", SageMakerActuator)
         register_endpoint_actuator("gcp", VertexActuator)
+        # TCO scenarios attached to a decision or a capacity assessment show on its page.
+        from costs.tco_services import tco_assessment_panel, tco_decision_panel
+        from governance.extensions import register_decision_panel
+        from registry.extensions import register_assessment_panel
+
+        register_decision_panel(tco_decision_panel)
+        register_assessment_panel(tco_assessment_panel)

@@ -20,6 +20,9 @@ from costs.charts import _LAYOUT as CHART_LAYOUT  # one look for every cost char
 
 ACTUAL = "actual"
 FORECAST = "forecast"
+# How the month-end projection was made: the unit's cost forecast, or the simple trend.
+BY_FORECAST = "forecast"
+BY_TREND = "trend"
 DEFAULT_THRESHOLDS = (50, 80, 100)
 MAX_THRESHOLD = 1000
 _STORED = Decimal("1e-10")  # the precision cost amounts are stored with
@@ -55,6 +58,12 @@ def days_elapsed(*, month: dt.date, data_until: dt.date | None) -> int:
 
 
 # --- Spend, trend and thresholds ---------------------------------------------------------------
+
+
+def days_after_data(*, month: dt.date, data_until: dt.date | None) -> list[dt.date]:
+    """The days of the month after the last day with data (every day when none has data)."""
+    done = days_elapsed(month=month, data_until=data_until)
+    return [month + dt.timedelta(days=n) for n in range(done, days_in_month(month))]
 
 
 def projection(*, spend: Decimal, month: dt.date, data_until: dt.date | None) -> Decimal | None:
@@ -103,6 +112,8 @@ class Standing:
     projection: Decimal | None
     crossings: tuple[Crossing, ...]
     enforcement: Crossing | None
+    projection_method: str = BY_TREND
+    forecast_days: int = 0  # the days ahead the forecast added (BY_FORECAST only)
 
     @property
     def days_elapsed(self) -> int:
@@ -151,10 +162,21 @@ def standing(
     thresholds: Iterable[int],
     forecast_thresholds: Iterable[int],
     freeze_at: int | None,
+    forecast_rest: tuple[Decimal, int] | None = None,
 ) -> Standing:
     """Spend, trend and every threshold reached. The enforcement threshold is a threshold of
-    actual spend even when it is not among the alert thresholds."""
-    trend = projection(spend=spend, month=month, data_until=data_until)
+    actual spend even when it is not among the alert thresholds.
+
+    ``forecast_rest`` — the forecast's expected spend of the days of the month after the
+    last day with data, and how many days that is — makes the projection spend to date plus
+    that; without it the projection is the simple trend.
+    """
+    if forecast_rest is not None and forecast_rest[1] > 0:
+        trend = (spend + forecast_rest[0]).quantize(_STORED)
+        method, ahead = BY_FORECAST, forecast_rest[1]
+    else:
+        trend = projection(spend=spend, month=month, data_until=data_until)
+        method, ahead = BY_TREND, 0
     actual = set(thresholds) | ({freeze_at} if freeze_at else set())
     crossings = [Crossing(ACTUAL, t) for t in sorted(actual) if reached(spend, amount, t)]
     if trend is not None:
@@ -172,6 +194,8 @@ def standing(
         projection=trend,
         crossings=tuple(crossings),
         enforcement=Crossing(ACTUAL, freeze_at) if freeze_at else None,
+        projection_method=method,
+        forecast_days=ahead,
     )
 
 
@@ -242,7 +266,7 @@ def burn_chart(
     )
     if points and trend is not None and points[-1][0] < last_day:
         fig.add_scatter(
-            name="Simple trend to month end",
+            name="Projected to month end",
             x=[points[-1][0].isoformat(), last_day.isoformat()],
             y=[float(points[-1][1]), float(trend)],
             mode="lines",

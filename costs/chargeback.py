@@ -20,7 +20,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Case, Count, Q, Sum, Value, When
 from django.db.models.functions import Lower
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -36,6 +36,7 @@ from costs.models import (
     ChargeCategory,
     CostRow,
     PeriodStatus,
+    QuotaSource,
     SlaPenaltyPolicy,
     Statement,
     StatementLine,
@@ -477,11 +478,18 @@ def _penalties(month: dt.date, basis: str, warnings: list[str]) -> dict[str, lis
 
 
 def _surcharges(month: dt.date, warnings: list[str]) -> dict[str, list[engine.Surcharge]]:
+    # One quota applies per unit and pool: an approved plan's quota for the month first,
+    # else the newest by first month (a unit, pool and first month have one quota).
     quotas = list(
         CapacityQuota.objects.filter(first_month__lte=month)
         .filter(Q(last_month__isnull=True) | Q(last_month__gte=month))
         .select_related("pool", "business_unit")
-        .order_by("pool_id", "business_unit_id", "-first_month")
+        .order_by(
+            "pool_id",
+            "business_unit_id",
+            Case(When(source=QuotaSource.PLAN, then=Value(0)), default=Value(1)),
+            "-first_month",
+        )
     )
     if not quotas:
         return {}

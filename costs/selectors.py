@@ -7,20 +7,53 @@ Every page, API endpoint and export reads costs through these functions, so the 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
-from django.db.models import Count, DecimalField, F, Max, Q, QuerySet, Sum, Value
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import (
+    Count,
+    DecimalField,
+    F,
+    Func,
+    IntegerField,
+    Max,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from costs import budgets as budget_math
-from costs.models import BillingImport, Budget, BudgetAlert, CostRow, TagSet
+from costs.models import (
+    AllocationRule,
+    BillingImport,
+    Budget,
+    BudgetAlert,
+    CostRow,
+    Forecast,
+    ForecastPoint,
+    ImportStatus,
+    Measure,
+    RetentionRun,
+    SubjectKind,
+    TagSet,
+)
 from governance.models import BusinessUnit, DeploymentFreeze, User
 from governance.money import money_distribute, money_round
 from governance.selectors import freezes_in_force, manages_costs, visible_unit_ids
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 UNALLOCATED = "UNALLOCATED"
 BASES = {"billed": "billed_cost", "effective": "effective_cost", "list": "list_cost"}
@@ -55,9 +88,23 @@ def basis_field(basis: str) -> str:
         raise ValueError(f"basis {basis!r} is not one of {', '.join(BASES)}") from exc
 
 
+class CostRowQuerySet(QuerySet):
+    """Cost rows whose ``count()`` is cached like the month sums: a list page or API page
+    counts its filtered rows on every view, which over millions of rows takes a second."""
+
+    def count(self) -> int:
+        if (
+            self._result_cache is not None
+            or self.query.is_empty()
+            or settings.CAPGOV_COST_CACHE_SECONDS <= 0
+        ):
+            return super().count()
+        return _cached(("count", str(self.query)), _Stamps.read().overall, super().count)
+
+
 def cost_row_list(*, user: User | None) -> QuerySet[CostRow]:
     """Cost rows the person may read; ``user=None`` is the organisation-wide system view."""
-    rows = CostRow.objects.select_related("tag_set__business_unit")
+    rows = CostRowQuerySet(CostRow).select_related("tag_set__business_unit")
     visible = visible_unit_ids(user)
     return rows if visible is None else rows.filter(tag_set__business_unit__in=visible)
 
@@ -139,24 +186,7 @@ def chargeback_get(*, user: User | None, month: dt.date, basis: str = "billed") 
     Rounding is done over the whole organisation (every BU plus Unallocated) so each BU's
     amount is the same number whoever looks; a scoped person then sees only their lines.
     """
-    amount_field = basis_field(basis)
-    # Group by tag set, not by business unit: no join over the month's rows, and the few
-    # hundred tag sets map to their unit in memory.
-    grouped = (
-        CostRow.objects.filter(billing_period=month)
-        .values("currency", "tag_set_id", "service_name", "charge_category")
-        .annotate(amount=Sum(amount_field))
-        .order_by()
-    )
-    unit_of = dict(TagSet.objects.values_list("pk", "business_unit_id"))
-    exact: dict[str, dict[int | None, dict[tuple[str, str], Decimal]]] = defaultdict(
-        lambda: defaultdict(dict)
-    )
-    for row in grouped:
-        bucket = exact[row["currency"]][unit_of.get(row["tag_set_id"])]
-        key = (row["service_name"], row["charge_category"])
-        bucket[key] = bucket.get(key, ZERO) + (row["amount"] or ZERO)
-
+    exact = _month_parts(month=month, amount_field=basis_field(basis))
     units = {bu.pk: bu for bu in BusinessUnit.objects.all()}
     visible = visible_unit_ids(user)
     currencies: dict[str, CurrencyChargeback] = {}
@@ -204,12 +234,24 @@ def _largest_first(amounts: dict[str, Decimal]) -> dict[str, Decimal]:
 
 
 def chargeback_months(*, user: User | None) -> list[dt.date]:
-    """Billing periods that hold costs, newest first."""
+    """Billing periods that hold costs (of the units the person sees), newest first."""
+    visible = visible_unit_ids(user)
+    if settings.CAPGOV_COST_CACHE_SECONDS <= 0:
+        return _months_with_costs(None if visible is None else tuple(sorted(visible)))
+    months = list(_cached(("months",), _Stamps.read().overall, lambda: _months_with_costs(None)))
+    if visible is None:
+        return months
+    # The months' sums by unit are cached for everyone: which units a month has is in them.
+    parts = _month_parts_many(months=months, amount_field="billed_cost")
+    return [m for m in months if any(visible & set(units) for units in parts[m].values())]
+
+
+def _months_with_costs(units: tuple[int, ...] | None) -> list[dt.date]:
+    rows = CostRow.objects.all()
+    if units is not None:
+        rows = rows.filter(tag_set__business_unit__in=units)
     return list(
-        cost_row_list(user=user)
-        .order_by("-billing_period")
-        .values_list("billing_period", flat=True)
-        .distinct()
+        rows.order_by("-billing_period").values_list("billing_period", flat=True).distinct()
     )
 
 
@@ -217,30 +259,255 @@ def chargeback_daily(
     *, user: User | None, month: dt.date, basis: str = "billed"
 ) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
     """currency -> business-unit code -> usage day -> exact amount, for the daily chart."""
-    rows = cost_row_list(user=user).filter(billing_period=month)
-    return _series_by_unit(rows, "usage_date", basis)
+    amount_field = basis_field(basis)
+    daily = _cached(
+        ("daily", month, amount_field),
+        _Stamps.read().month(month),
+        lambda: _month_units_by(month, amount_field, "usage_date"),
+    )
+    return _by_code(user, {month: daily})
 
 
 def monthly_by_unit(
     *, user: User | None, months: list[dt.date], basis: str = "billed"
 ) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
     """currency -> business-unit code -> billing month -> exact amount (dashboard trend)."""
-    rows = cost_row_list(user=user).filter(billing_period__in=months)
-    return _series_by_unit(rows, "billing_period", basis)
-
-
-def _series_by_unit(
-    rows: QuerySet[CostRow], date_field: str, basis: str
-) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
-    grouped = (
-        rows.values("currency", "tag_set__business_unit__code", date_field)
-        .annotate(amount=Sum(basis_field(basis)))
-        .order_by(date_field)
+    parts = _month_parts_many(months=months, amount_field=basis_field(basis))
+    return _by_code(
+        user,
+        {
+            month: {
+                currency: {unit: {month: sum(p.values(), ZERO)} for unit, p in units.items()}
+                for currency, units in by_currency.items()
+            }
+            for month, by_currency in parts.items()
+        },
     )
+
+
+def _by_code(
+    user: User | None, series: dict[dt.date, dict[str, dict[int | None, dict[dt.date, Decimal]]]]
+) -> dict[str, dict[str, dict[dt.date, Decimal]]]:
+    """Unit ids to codes (Unallocated for none), only the units the person sees, in date order."""
+    visible = visible_unit_ids(user)
+    codes = dict(BusinessUnit.objects.values_list("pk", "code"))
     out: dict[str, dict[str, dict[dt.date, Decimal]]] = defaultdict(lambda: defaultdict(dict))
+    for _, by_currency in sorted(series.items()):
+        for currency, units in sorted(by_currency.items()):
+            for unit_id, points in units.items():
+                if visible is not None and unit_id not in visible:
+                    continue
+                code = codes.get(unit_id, UNALLOCATED) if unit_id else UNALLOCATED
+                for day, amount in sorted(points.items()):
+                    out[currency][code][day] = out[currency][code].get(day, ZERO) + amount
+    return out
+
+
+# --- Month aggregates, cached -----------------------------------------------------------------
+#
+# A month of a large organisation is close to a million cost rows, and adding them up takes a
+# second or more: the dashboard (twelve months of trend), the chargeback page and the budgets
+# would do it on every view. A month's sums change only when its stored costs or their
+# attribution do, so they are cached under a stamp of exactly that (``_Stamps``): the imports
+# that stored rows of the month (a new, replacing or deleted import changes it), and what
+# attributes every month (allocation rules, tag sets, retention runs). An import of November
+# leaves October's sums cached. Amounts are kept per business unit, not per cost row or tag
+# set, so a cached month is a few hundred numbers. ``CAPGOV_COST_CACHE_SECONDS`` = 0 (the
+# default outside production) reads live.
+
+
+@dataclass(frozen=True)
+class _Stamps:
+    """What a month's cached sums depend on, read in two small queries."""
+
+    shared: str
+    months: dict[str, str]
+
+    @classmethod
+    def read(cls) -> _Stamps:
+        if settings.CAPGOV_COST_CACHE_SECONDS <= 0:
+            return cls(shared="", months={})
+        # Each import that stored rows of a month, when it finished, and how many notes it
+        # carries: deleting the import that replaced its rows, or compacting them, adds one
+        # (else deleting the newest import would bring back a stamp whose sums are gone).
+        length = "jsonb_array_length" if connection.vendor == "postgresql" else "json_array_length"
+        imports = (
+            BillingImport.objects.filter(status=ImportStatus.SUCCEEDED)
+            .annotate(notes=Func("warnings", function=length, output_field=IntegerField()))
+            .order_by()
+            .values_list("pk", "finished_at", "notes", "billing_periods")
+        )
+        per_month: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
+        for pk, finished, notes, periods in imports:
+            for period in periods or ():
+                per_month[str(period)[:7]].append((pk, str(finished), notes))
+        tables = [m._meta.db_table for m in (AllocationRule, TagSet, RetentionRun)]
+        sql = (  # noqa: S608 - model table names only
+            "SELECT (SELECT COUNT(*) FROM {0}), (SELECT MAX(updated_at) FROM {0}),"
+            " (SELECT COUNT(*) FROM {1}), (SELECT MAX(id) FROM {1}),"
+            " (SELECT COUNT(*) FROM {2}), (SELECT MAX(id) FROM {2})"
+        ).format(*tables)
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            shared = cursor.fetchone()
+        return cls(
+            shared=_digest(shared),
+            months={m: _digest(sorted(v)) for m, v in per_month.items()},
+        )
+
+    def month(self, month: dt.date) -> str:
+        return f"{self.shared}.{self.months.get(f'{month:%Y-%m}', '-')}"
+
+    @property
+    def overall(self) -> str:
+        return f"{self.shared}.{_digest(sorted(self.months.items()))}"
+
+
+def _digest(value: object) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=10).hexdigest()
+
+
+def _cache_key(name: tuple, stamp: str) -> str:
+    return f"costs:{_digest(name)}:{stamp}"
+
+
+def _cached(name: tuple, stamp: str, compute: Callable[[], _T]) -> _T:
+    """``compute()``, kept in the cache under ``stamp``; a cache that cannot be reached (a
+    stopped Redis) costs speed, never the page."""
+    seconds = settings.CAPGOV_COST_CACHE_SECONDS
+    if seconds <= 0:
+        return compute()
+    key = _cache_key(name, stamp)
+    try:
+        found = cache.get(key)
+    except Exception as exc:  # any backend's connection error
+        logger.warning("cost cache unavailable, reading live: %s", exc)
+        return compute()
+    if found is not None:
+        return found
+    value = compute()
+    try:
+        cache.set(key, value, seconds)
+    except Exception as exc:
+        logger.warning("cost cache unavailable, not kept: %s", exc)
+    return value
+
+
+def cost_cache_warm(*, months: Sequence[dt.date]) -> int:
+    """Compute and cache what the dashboard and the chargeback page read of these months (the
+    billed basis) and the month list; returns the months warmed (0 when nothing is cached)."""
+    if settings.CAPGOV_COST_CACHE_SECONDS <= 0:
+        return 0
+    chargeback_months(user=None)
+    _month_parts_many(months=months, amount_field=BASES["billed"])
+    for month in months:
+        chargeback_daily(user=None, month=month)
+        budgets = list(budget_active_list(month=month))
+        if budgets:
+            budget_spend(budgets=budgets, month=month)
+    return len(months)
+
+
+def cost_month_totals(*, month: dt.date, basis: str = "billed") -> dict[str, Decimal]:
+    """The month's exact total per currency (every unit and Unallocated), from the cached
+    sums: what a reconciliation compares the statements with."""
+    parts = _month_parts(month=month, amount_field=basis_field(basis))
+    return {
+        currency: sum((sum(p.values(), ZERO) for p in units.values()), ZERO)
+        for currency, units in parts.items()
+    }
+
+
+def cost_months_cached(name: tuple, months: Sequence[dt.date], compute: Callable[[], _T]) -> _T:
+    """``compute()``, anything read from these months' cost rows and their attribution (put
+    whatever else it depends on, such as the person's units, in ``name``), kept until one of
+    the months changes."""
+    stamps = _Stamps.read()
+    return _cached(name, ".".join(stamps.month(m) for m in sorted(months)), compute)
+
+
+def cost_series_cached(
+    name: str, series: dict[str, dict[dt.date, Decimal]], compute: Callable[[], _T], *extra: str
+) -> _T:
+    """``compute()`` (a chart of ``series``), kept under a digest of the series itself.
+
+    The figure is a pure function of the sums, so equal sums share it; building one costs a
+    tenth of a second of CPU (plotly validates every property), more than reading the sums.
+    """
+    content = sorted((code, sorted(points.items())) for code, points in series.items())
+    return _cached((name, *extra), _digest(content), compute)
+
+
+MonthParts = dict[str, dict[int | None, dict[tuple[str, str], Decimal]]]
+
+
+def _month_parts(*, month: dt.date, amount_field: str) -> MonthParts:
+    """currency -> unit id (None: Unallocated) -> (service, charge category) -> exact amount."""
+    return _month_parts_many(months=[month], amount_field=amount_field)[month]
+
+
+def _month_parts_many(*, months: Sequence[dt.date], amount_field: str) -> dict[dt.date, MonthParts]:
+    """``_month_parts`` of several months, read from the cache in one round trip."""
+    seconds = settings.CAPGOV_COST_CACHE_SECONDS
+    if seconds <= 0:
+        return {month: _month_parts_compute(month, amount_field) for month in months}
+    stamps = _Stamps.read()
+    keys = {m: _cache_key(("parts", m, amount_field), stamps.month(m)) for m in months}
+    try:
+        found = cache.get_many(list(keys.values()))
+    except Exception as exc:
+        logger.warning("cost cache unavailable, reading live: %s", exc)
+        found = None
+    out, missing = {}, {}
+    for month, key in keys.items():
+        if found and key in found:
+            out[month] = found[key]
+        else:
+            out[month] = missing[key] = _month_parts_compute(month, amount_field)
+    if missing and found is not None:
+        try:
+            cache.set_many(missing, seconds)
+        except Exception as exc:
+            logger.warning("cost cache unavailable, not kept: %s", exc)
+    return out
+
+
+def _month_parts_compute(month: dt.date, amount_field: str) -> MonthParts:
+    # Group by tag set, not by business unit: no join over the month's rows, and the few
+    # hundred tag sets map to their unit in memory.
+    grouped = (
+        CostRow.objects.filter(billing_period=month)
+        .values("currency", "tag_set_id", "service_name", "charge_category")
+        .annotate(amount=Sum(amount_field))
+        .order_by()
+    )
+    unit_of = dict(TagSet.objects.values_list("pk", "business_unit_id"))
+    exact: MonthParts = {}
     for row in grouped:
-        code = row["tag_set__business_unit__code"] or UNALLOCATED
-        out[row["currency"]][code][row[date_field]] = row["amount"] or ZERO
+        bucket = exact.setdefault(row["currency"], {}).setdefault(
+            unit_of.get(row["tag_set_id"]), {}
+        )
+        key = (row["service_name"], row["charge_category"])
+        bucket[key] = bucket.get(key, ZERO) + (row["amount"] or ZERO)
+    return exact
+
+
+def _month_units_by(
+    month: dt.date, amount_field: str, date_field: str
+) -> dict[str, dict[int | None, dict[dt.date, Decimal]]]:
+    """currency -> unit id -> ``date_field`` value -> exact amount, over one billing month."""
+    grouped = (
+        CostRow.objects.filter(billing_period=month)
+        .values("currency", "tag_set__business_unit_id", date_field)
+        .annotate(amount=Sum(amount_field))
+        .order_by()
+    )
+    out: dict[str, dict[int | None, dict[dt.date, Decimal]]] = {}
+    for row in grouped:
+        points = out.setdefault(row["currency"], {}).setdefault(
+            row["tag_set__business_unit_id"], {}
+        )
+        points[row[date_field]] = row["amount"] or ZERO
     return out
 
 
@@ -405,10 +672,48 @@ def budget_may_edit(*, user: User | None) -> bool:
 
 @dataclass(frozen=True)
 class BudgetSpend:
-    """A budget's spend in a month and the last day its currency has data for."""
+    """A budget's spend in a month and the last day its currency has data for; and, when its
+    unit's cost forecast covers the rest of the month, the expected spend of those days and
+    how many they are."""
 
     spend: Decimal
     data_until: dt.date | None
+    forecast_rest: tuple[Decimal, int] | None = None
+
+
+def _forecast_rest(
+    budgets: Sequence[Budget], month: dt.date, data_until: dict[str, dt.date]
+) -> dict[int, tuple[Decimal, int]]:
+    """Per budget, the expected spend of the month's days after its currency's last day with
+    data, from its unit's cost forecast in its currency (one query).
+
+    Only for budgets of a whole unit on the billed basis, which is what the forecast learns
+    (its usage charges, billed; see ``costs.forecasts``); a project-tag budget or one on the
+    effective basis keeps the simple trend, as does a budget whose forecast does not cover
+    every remaining day.
+    """
+    eligible = [b for b in budgets if not b.tag_key and b.basis == "billed"]
+    if not eligible:
+        return {}
+    points: dict[tuple[int, str], dict[dt.date, Decimal]] = defaultdict(dict)
+    for unit_id, currency, day, expected in ForecastPoint.objects.filter(
+        forecast__in=Forecast.objects.filter(
+            kind=SubjectKind.UNIT,
+            measure=Measure.COST,
+            business_unit_id__in={b.business_unit_id for b in eligible},
+            currency__in={b.currency for b in eligible},
+        ),
+        day__gte=month,
+        day__lt=budget_math.next_month(month),
+    ).values_list("forecast__business_unit_id", "forecast__currency", "day", "expected"):
+        points[(unit_id, currency)][day] = expected
+    out = {}
+    for budget in eligible:
+        days = budget_math.days_after_data(month=month, data_until=data_until.get(budget.currency))
+        expected = points.get((budget.business_unit_id, budget.currency), {})
+        if days and all(day in expected for day in days):
+            out[budget.pk] = (sum((expected[d] for d in days), ZERO), len(days))
+    return out
 
 
 def budget_spend(*, budgets: Sequence[Budget], month: dt.date) -> dict[int, BudgetSpend]:
@@ -421,13 +726,11 @@ def budget_spend(*, budgets: Sequence[Budget], month: dt.date) -> dict[int, Budg
     """
     if not budgets:
         return {}
-    grouped = (
-        CostRow.objects.filter(billing_period=month, currency__in={b.currency for b in budgets})
-        .values("currency", "tag_set_id")
-        .annotate(
-            billed=Sum("billed_cost"), effective=Sum("effective_cost"), last_day=Max("usage_date")
-        )
-        .order_by()
+    currencies = tuple(sorted({b.currency for b in budgets}))
+    grouped = _cached(
+        ("tag-spend", month, currencies),
+        _Stamps.read().month(month),
+        lambda: _month_tag_spend(month, currencies),
     )
     needs_tags = any(b.tag_key for b in budgets)
     fields = ("pk", "business_unit_id", "tags") if needs_tags else ("pk", "business_unit_id")
@@ -450,6 +753,7 @@ def budget_spend(*, budgets: Sequence[Budget], month: dt.date) -> dict[int, Budg
             by_unit[(currency, tag_set[1])].append(
                 (tag_set[0], row["billed"] or ZERO, row["effective"] or ZERO)
             )
+    rest = _forecast_rest(budgets, month, data_until)
     out = {}
     for budget in budgets:
         total = ZERO
@@ -461,8 +765,24 @@ def budget_spend(*, budgets: Sequence[Budget], month: dt.date) -> dict[int, Budg
             ):
                 continue
             total += billed if budget.basis == "billed" else effective
-        out[budget.pk] = BudgetSpend(spend=total, data_until=data_until.get(budget.currency))
+        out[budget.pk] = BudgetSpend(
+            spend=total,
+            data_until=data_until.get(budget.currency),
+            forecast_rest=rest.get(budget.pk),
+        )
     return out
+
+
+def _month_tag_spend(month: dt.date, currencies: tuple[str, ...]) -> list[dict]:
+    """Billed and effective spend and the last usage day per currency and tag set."""
+    return list(
+        CostRow.objects.filter(billing_period=month, currency__in=currencies)
+        .values("currency", "tag_set_id")
+        .annotate(
+            billed=Sum("billed_cost"), effective=Sum("effective_cost"), last_day=Max("usage_date")
+        )
+        .order_by()
+    )
 
 
 def budget_standing(*, budget: Budget, month: dt.date, spend: BudgetSpend) -> budget_math.Standing:
@@ -475,6 +795,7 @@ def budget_standing(*, budget: Budget, month: dt.date, spend: BudgetSpend) -> bu
         thresholds=budget.thresholds,
         forecast_thresholds=budget.forecast_thresholds,
         freeze_at=budget.freeze_at_percent,
+        forecast_rest=spend.forecast_rest,
     )
 
 

@@ -6,9 +6,10 @@ import datetime as dt
 import hashlib
 import io
 import logging
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -21,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -46,6 +47,7 @@ from governance.models import BusinessUnit, DeploymentFreeze, User
 from governance.money import money_format, money_round
 from governance.selectors import freezes_in_force
 from governance.services import freeze_start
+from governance.uploads import GZIP, PARQUET, TEXT, UploadKind, upload_check
 
 logger = logging.getLogger(__name__)
 
@@ -85,20 +87,41 @@ def _require_cost_manager(by: User | None, action: str = "import billing data") 
 
 # --- Billing imports --------------------------------------------------------------------------
 
+# What the billing upload (page and API) takes; the reader tells the formats apart by content.
+BILLING_EXPORT = UploadKind(
+    label="billing export",
+    extensions={
+        ".csv": TEXT,
+        ".gz": GZIP,
+        ".parquet": PARQUET,
+        ".jsonl": TEXT,
+        ".ndjson": TEXT,
+        ".json": TEXT,
+    },
+    described="CSV, .csv.gz, Parquet or JSON lines (.jsonl, .json, .jsonl.gz)",
+    fix="Upload the export file exactly as the cloud wrote it (FOCUS, AWS CUR, GCP BigQuery "
+    "or Azure cost export); save a spreadsheet as CSV UTF-8 first.",
+    too_large="Import a file this size on the server with `manage.py import_billing`, or ask "
+    "the platform team to raise CAPGOV_MAX_UPLOAD_MB.",
+)
+
 
 def billing_import_create(
     *, uploaded_file: UploadedFile, fmt: str = "auto", by: User
 ) -> BillingImport:
-    """Keep an uploaded file and queue its import; the task runs after the commit."""
+    """Keep an uploaded file and queue its import; the task runs after the commit.
+
+    A file over the size limit or of another type is refused (``UploadRejectedError``, 413 or
+    400) before anything of it is stored.
+    """
     _require_cost_manager(by)
     if fmt not in FORMATS:
         raise DomainError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
-    max_bytes = settings.CAPGOV_MAX_UPLOAD_MB * 1024 * 1024
-    if uploaded_file.size and uploaded_file.size > max_bytes:
-        raise DomainError(
-            f"{uploaded_file.name} is larger than {settings.CAPGOV_MAX_UPLOAD_MB} MB; "
-            "use `manage.py import_billing` for files this size."
-        )
+    upload_check(
+        upload=uploaded_file,
+        kind=BILLING_EXPORT,
+        max_bytes=settings.CAPGOV_MAX_UPLOAD_MB * 1024 * 1024,
+    )
     folder = Path(settings.MEDIA_ROOT) / "imports" / uuid.uuid4().hex
     folder.mkdir(parents=True, exist_ok=True)
     safe_name = Path(uploaded_file.name or "upload").name
@@ -109,10 +132,24 @@ def billing_import_create(
     billing_import = BillingImport.objects.create(
         requested_format=fmt, file_name=safe_name, file_path=str(target), created_by=by
     )
-    from costs.tasks import billing_import_run_task
-
-    transaction.on_commit(lambda: billing_import_run_task.delay(billing_import.pk))
+    transaction.on_commit(partial(_import_send, billing_import.pk))
     return billing_import
+
+
+# The stage an import shows while its task could not be handed to the broker.
+WAITING_FOR_QUEUE = "waiting for the task queue; it starts once the queue is back"
+
+
+def _import_send(billing_import_id: int) -> bool:
+    """Hand a queued import to a worker. With the broker down the upload still succeeds: the
+    import stays queued, says so, and ``billing_imports_recover`` sends it once it is back."""
+    from costs.tasks import billing_import_run_task, enqueue
+
+    sent = enqueue(billing_import_run_task, billing_import_id)
+    BillingImport.objects.filter(pk=billing_import_id, status=ImportStatus.QUEUED).update(
+        stage="" if sent else WAITING_FOR_QUEUE
+    )
+    return sent
 
 
 def billing_import(
@@ -191,6 +228,14 @@ def billing_import_run(
             )
     except DomainError as exc:
         return _finish_failed(billing_import, exc.message)
+    except _connection_errors() as exc:
+        logger.warning("billing import %s lost the database: %s", billing_import.pk, exc)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _finish_failed(
+            billing_import,
+            f"{billing_import.file_name}: the database stopped answering while it was imported "
+            f"({first_line}). Nothing of this import was stored; import the file again.",
+        )
     except Exception as exc:  # the record must say the import failed, whatever the cause
         logger.exception("billing import %s crashed", billing_import.pk)
         return _finish_failed(billing_import, f"{billing_import.file_name}: internal error ({exc})")
@@ -202,15 +247,79 @@ def billing_import_run(
         billing_import.file_name,
     )
     _budgets_evaluate_after_import(billing_import)
+    _cost_cache_warm_after_import(billing_import)
     return billing_import
+
+
+def _cost_cache_warm_after_import(billing_import: BillingImport) -> None:
+    """The months the import changed are summed again by a worker once it commits, so the
+    first visitor of the dashboard does not wait for it (when the sums are cached at all)."""
+    if settings.CAPGOV_COST_CACHE_SECONDS <= 0 or not billing_import.billing_periods:
+        return
+    from costs.tasks import cost_cache_warm_task, enqueue
+
+    transaction.on_commit(
+        partial(enqueue, cost_cache_warm_task, list(billing_import.billing_periods))
+    )
 
 
 def _finish_failed(billing_import: BillingImport, message: str) -> BillingImport:
-    BillingImport.objects.filter(pk=billing_import.pk).update(
-        status=ImportStatus.FAILED, error=message, finished_at=timezone.now(), stage="failed"
-    )
-    billing_import.refresh_from_db()
+    def record() -> None:
+        BillingImport.objects.filter(pk=billing_import.pk).update(
+            status=ImportStatus.FAILED, error=message, finished_at=timezone.now(), stage="failed"
+        )
+        billing_import.refresh_from_db()
+
+    _write_despite_restart(record)
     return billing_import
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    """What a lost database connection raises, through Django and from a raw cursor (COPY)."""
+    driver = connection.Database
+    return (OperationalError, InterfaceError, driver.OperationalError, driver.InterfaceError)
+
+
+# Pauses before trying a small write again while the database restarts (about 30 s in all).
+DATABASE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+def _write_despite_restart(write: Callable[[], None]) -> None:
+    """Run a small write; when the connection was lost (the server restarted under an import)
+    reconnect and try again for a while, so the record still says how the import ended. If
+    the database stays away, ``billing_imports_recover`` marks the import failed later."""
+    for pause in (*DATABASE_RETRY_PAUSES, None):
+        try:
+            write()
+            return
+        except _connection_errors():
+            if pause is None or connection.in_atomic_block:
+                raise
+            connection.close()
+            time.sleep(pause)
+
+
+def billing_imports_recover(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Fail the imports whose worker died (running past ``CAPGOV_ABANDONED_AFTER_SECONDS``; a
+    task never runs longer than the task time limit), and send again the imports whose task
+    never reached the broker. Returns how many of each; idempotent."""
+    now = now or timezone.now()
+    stale = now - dt.timedelta(seconds=settings.CAPGOV_ABANDONED_AFTER_SECONDS)
+    abandoned = BillingImport.objects.filter(status=ImportStatus.RUNNING, started_at__lt=stale)
+    failed = abandoned.update(
+        status=ImportStatus.FAILED,
+        stage="failed",
+        finished_at=now,
+        error="Abandoned: the worker stopped while importing this file, so nothing of it was "
+        "stored. Import the file again.",
+    )
+    waiting = BillingImport.objects.filter(status=ImportStatus.QUEUED, stage=WAITING_FOR_QUEUE)
+    resent = sum(_import_send(pk) for pk in waiting.order_by("pk").values_list("pk", flat=True))
+    if failed or resent:
+        logger.warning(
+            "imports recovered: %s abandoned marked failed, %s sent again", failed, resent
+        )
+    return {"imports_abandoned": failed, "imports_resent": resent}
 
 
 def _lock_slices(*, fmt: str, slices: Iterable[tuple[str, str]]) -> None:
@@ -300,9 +409,22 @@ def _bulk_insert(frame: pl.DataFrame) -> None:
 
 
 def billing_import_delete(*, billing_import: BillingImport, by: User | None = None) -> None:
-    """Remove an import and the cost rows it still holds."""
+    """Remove an import and the cost rows it still holds.
+
+    The imports it had replaced do not get their rows back; each says so, so nobody takes
+    them for current (and the cached month sums, stamped by the imports, are read again).
+    """
     _require_cost_manager(by, "delete billing imports")
     with transaction.atomic():
+        today = timezone.now().date()
+        for older in BillingImport.objects.select_for_update().filter(superseded_by=billing_import):
+            older.warnings = [
+                *older.warnings,
+                f"Import #{billing_import.pk} ({billing_import.file_name}), which replaced this "
+                f"import's rows for a period they share, was deleted on {today}; those rows "
+                "are not restored. Import this file again to bring them back.",
+            ]
+            older.save(update_fields=["warnings"])
         CostRow.objects.filter(billing_import=billing_import).delete()
         billing_import.delete()
 
@@ -709,10 +831,36 @@ def _budget_alerts_record(
             enforcement.freeze = freeze
             enforcement.save(update_fields=["freeze"])
     if created:
-        from costs.tasks import budget_alerts_notify_task
-
-        transaction.on_commit(partial(budget_alerts_notify_task.delay, [a.pk for a in created]))
+        transaction.on_commit(partial(_budget_alerts_send, [a.pk for a in created]))
     return created, freeze
+
+
+def _budget_alerts_send(alert_ids: list[int]) -> bool:
+    """Queue the alert mails; if the broker is down they stay unsent, and
+    ``budget_alerts_resend`` queues them once it is back."""
+    from costs.tasks import budget_alerts_notify_task, enqueue
+
+    return enqueue(budget_alerts_notify_task, alert_ids)
+
+
+# Unsent alerts older than this (their mail task was lost) are queued again, for two days.
+ALERT_RESEND_AFTER = dt.timedelta(minutes=2)
+ALERT_RESEND_FOR = dt.timedelta(days=2)
+
+
+def budget_alerts_resend(*, now: dt.datetime | None = None) -> int:
+    """Queue again the mails of recent alerts that were never sent and have someone to mail
+    (their task never reached the broker, or failed for good); returns how many alerts."""
+    now = now or timezone.now()
+    unsent = BudgetAlert.objects.filter(
+        sent_at=None,
+        created_at__lt=now - ALERT_RESEND_AFTER,
+        created_at__gte=now - ALERT_RESEND_FOR,
+    ).select_related("budget__business_unit__owner")
+    ids = [a.pk for a in unsent if _budget_recipients(a.budget)]
+    if ids and _budget_alerts_send(ids):
+        return len(ids)
+    return 0
 
 
 def _budget_freeze(*, budget: Budget, standing: budget_math.Standing) -> DeploymentFreeze | None:
@@ -841,9 +989,16 @@ def _budgets_evaluate_after_import(billing_import: BillingImport) -> None:
     """New costs may take a unit past a threshold: evaluate the months the import brought.
 
     Only the current and the previous month: a re-import of an older month corrects history
-    and should not e-mail anyone or freeze a unit today.
+    and should not e-mail anyone or freeze a unit today. The cost forecasts are refreshed
+    first (queued before the budgets), so the month-end projections read the new days.
     """
-    _budgets_evaluate_on_commit(set(billing_import.billing_periods) & _recent_months())
+    months = set(billing_import.billing_periods) & _recent_months()
+    if months:
+        from costs.models import Measure
+        from costs.tasks import forecasts_refresh_task
+
+        transaction.on_commit(partial(forecasts_refresh_task.delay, [Measure.COST]))
+    _budgets_evaluate_on_commit(months)
 
 
 def _recent_months() -> set[str]:
@@ -853,8 +1008,9 @@ def _recent_months() -> set[str]:
 
 
 def _budgets_evaluate_on_commit(months: set[str]) -> None:
-    """Check the budgets of these months (``YYYY-MM``) once the transaction commits."""
-    from costs.tasks import budgets_evaluate_task
+    """Check the budgets of these months (``YYYY-MM``) once the transaction commits. With the
+    broker down the check is skipped: the daily ``budgets-evaluate`` run catches up."""
+    from costs.tasks import budgets_evaluate_task, enqueue
 
     for month in sorted(months):
-        transaction.on_commit(partial(budgets_evaluate_task.delay, month))
+        transaction.on_commit(partial(enqueue, budgets_evaluate_task, month))

@@ -7,7 +7,7 @@ import datetime as dt
 
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -49,6 +49,16 @@ def _renderer(key: str) -> type[BaseRenderer]:
 EXPORT_RENDERERS = [_renderer(key) for key in STATEMENT_EXPORTS]
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d{4}-\d{2}(-\d{2})?$", "example": "2026-10"})
+class MonthDateField(serializers.DateField):
+    """A month, written ``YYYY-MM`` and kept as its first day (read also as ``YYYY-MM-DD``)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("format", "%Y-%m")
+        kwargs.setdefault("input_formats", ["%Y-%m", "%Y-%m-%d"])
+        super().__init__(**kwargs)
+
+
 def _month(raw: str | None) -> dt.date:
     if not raw:
         raise serializers.ValidationError({"month": "Give the billing month as YYYY-MM."})
@@ -71,9 +81,9 @@ def _export_response(result: chargeback.StatementSet, fmt: str) -> HttpResponse:
 
 
 class PeriodSerializer(serializers.ModelSerializer):
-    month = serializers.DateField(format="%Y-%m")
-    published_by = serializers.StringRelatedField()
-    closed_by = serializers.StringRelatedField()
+    month = MonthDateField()
+    published_by = serializers.StringRelatedField(allow_null=True)
+    closed_by = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = ChargebackPeriod
@@ -92,7 +102,7 @@ class PeriodSerializer(serializers.ModelSerializer):
 
 
 class ReconciliationSerializer(serializers.Serializer):
-    month = serializers.DateField(format="%Y-%m")
+    month = MonthDateField()
     currency = serializers.CharField()
     status = serializers.CharField()
     basis = serializers.CharField()
@@ -217,10 +227,8 @@ class QuotaSerializer(serializers.ModelSerializer):
         slug_field="code", queryset=BusinessUnit.objects.all()
     )
     pool = serializers.SlugRelatedField(slug_field="code", queryset=CapacityPool.objects.all())
-    first_month = serializers.DateField(format="%Y-%m", input_formats=["%Y-%m", "%Y-%m-%d"])
-    last_month = serializers.DateField(
-        format="%Y-%m", input_formats=["%Y-%m", "%Y-%m-%d"], required=False, allow_null=True
-    )
+    first_month = MonthDateField()
+    last_month = MonthDateField(required=False, allow_null=True)
 
     class Meta:
         model = CapacityQuota

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -181,24 +182,59 @@ def sync_run_create(
     run = SyncRun.objects.create(
         account=account, kind=kind, period_start=start, period_end=end, requested_by=by
     )
-    from costs.tasks import sync_run_task  # the task module imports this one
-
-    transaction.on_commit(lambda: sync_run_task.delay(run.pk))
+    transaction.on_commit(partial(_run_send, run.pk))
     return run
+
+
+# What a queued run says while its task could not be handed to the broker.
+WAITING_FOR_QUEUE = "Waiting for the task queue (unreachable); the run starts once it is back."
+
+
+def _run_send(run_id: int) -> bool:
+    """Hand a queued run to a worker; with the broker down the run stays queued and says so,
+    and ``sync_runs_recover`` sends it once the broker is back."""
+    from costs.tasks import enqueue, sync_run_task  # the task module imports this one
+
+    sent = enqueue(sync_run_task, run_id)
+    queued = SyncRun.objects.filter(pk=run_id, status=SyncStatus.QUEUED)
+    if sent:
+        queued.filter(error=WAITING_FOR_QUEUE).update(error="")
+    else:
+        queued.update(error=WAITING_FOR_QUEUE)
+    return sent
+
+
+def _abandoned_before(now: dt.datetime) -> dt.datetime:
+    """A run still "running" that started before this has lost its worker: no task runs past
+    the task time limit, and ``CAPGOV_ABANDONED_AFTER_SECONDS`` is longer than that."""
+    return now - dt.timedelta(seconds=settings.CAPGOV_ABANDONED_AFTER_SECONDS)
+
+
+ABANDONED = "Abandoned: the worker stopped before the run finished; the next run redoes it."
+
+
+def sync_runs_recover(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Fail the runs of every account whose worker died, and send again the queued runs whose
+    task never reached the broker. Returns how many of each; idempotent."""
+    now = now or timezone.now()
+    failed = 0
+    for run in SyncRun.objects.filter(
+        status=SyncStatus.RUNNING, started_at__lt=_abandoned_before(now)
+    ):
+        _finish(run, SyncStatus.FAILED, error=ABANDONED)
+        failed += 1
+    waiting = SyncRun.objects.filter(status=SyncStatus.QUEUED, error=WAITING_FOR_QUEUE)
+    resent = sum(_run_send(pk) for pk in waiting.order_by("pk").values_list("pk", flat=True))
+    return {"syncs_abandoned": failed, "syncs_resent": resent}
 
 
 def _abandoned_release(run: SyncRun) -> None:
     """Free the account and kind of runs that will never finish: "running" past the task
     time limit (the worker died) or "queued" for hours (the broker lost the message)."""
     now = timezone.now()
-    limit = now - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 300)
     runs = SyncRun.objects.filter(account_id=run.account_id, kind=run.kind).exclude(pk=run.pk)
-    for abandoned in runs.filter(status=SyncStatus.RUNNING, started_at__lt=limit):
-        _finish(
-            abandoned,
-            SyncStatus.FAILED,
-            error="Abandoned: the worker stopped before the run finished; the next run redoes it.",
-        )
+    for abandoned in runs.filter(status=SyncStatus.RUNNING, started_at__lt=_abandoned_before(now)):
+        _finish(abandoned, SyncStatus.FAILED, error=ABANDONED)
     for lost in runs.filter(status=SyncStatus.QUEUED, created_at__lt=now - QUEUED_TIMEOUT):
         _finish(lost, SyncStatus.FAILED, error="Lost: no worker picked the run up; it was dropped.")
 

@@ -1,12 +1,35 @@
 """Celery tasks for costs: thin wrappers that load ids and call services."""
 
+import logging
 from smtplib import SMTPException
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.signals import worker_ready
+from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from costs import chargeback, selectors, services, sync
 from costs.models import BillingImport
 from costs.sync import SyncRetryableError
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(task: Task, *args: object) -> bool:
+    """Send ``task`` to the broker; False, with a warning, when the broker cannot be reached.
+
+    Whoever asked for the work (a page, an API call, a task) still succeeds: the work stays
+    recorded as queued and ``work_recover_task`` sends it again once the broker answers. Tasks
+    that run eagerly (the demo, tests) run here, and their own errors are not swallowed.
+    """
+    if task.app.conf.task_always_eager:
+        task.delay(*args)
+        return True
+    try:
+        task.delay(*args)
+    except BrokerUnreachableError as exc:
+        logger.warning("%s(%s) not queued, the broker is unreachable: %s", task.name, args, exc)
+        return False
+    return True
 
 
 @shared_task(acks_late=True)
@@ -55,6 +78,29 @@ def sync_run_task(self, run_id: int) -> str:
 
 
 @shared_task(acks_late=True)
+def work_recover_task() -> dict[str, int]:
+    """Beat (every minute) and each worker's start: fail the imports and syncs whose worker
+    died, and send again the work and mails that never reached the broker; idempotent."""
+    return {
+        **services.billing_imports_recover(),
+        **sync.sync_runs_recover(),
+        "budget_alert_mails_resent": services.budget_alerts_resend(),
+    }
+
+
+@shared_task(acks_late=True)
+def cost_cache_warm_task(months: list[str]) -> int:
+    """After an import: sum these months (``YYYY-MM``) again into the cache; idempotent."""
+    return selectors.cost_cache_warm(months=[selectors.month_parse(m) for m in months])
+
+
+@worker_ready.connect
+def _recover_on_worker_start(**_: object) -> None:
+    # A worker that starts (again) picks up what waited for it, without waiting for beat.
+    enqueue(work_recover_task)
+
+
+@shared_task(acks_late=True)
 def syncs_schedule_task(kind: str) -> int:
     """Beat: queue ``kind`` syncs for every active cloud account that has them."""
     return len(sync.syncs_schedule(kind=kind))
@@ -70,3 +116,55 @@ def syncs_schedule_task(kind: str) -> int:
 def statements_notify_task(period_id: int) -> int:
     """E-mail each unit's owner the link to their published statement; once per statement."""
     return chargeback.statements_notify(period_id=period_id)
+
+
+@shared_task(acks_late=True)
+def planning_cycle_open_due_task() -> int | None:
+    """Beat (daily): open the next quarter's planning cycle when it is due; idempotent."""
+    from costs import planning
+
+    cycle = planning.planning_cycle_open_due()
+    return cycle.pk if cycle else None
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(SMTPException, OSError),
+    max_retries=5,
+    retry_backoff=True,
+    retry_backoff_max=600,
+)
+def planning_plan_notify_task(plan_id: int) -> bool:
+    """E-mail a unit's owner the link to its capacity plan of a newly opened cycle."""
+    from costs import planning
+
+    return planning.plan_notify(plan_id=plan_id)
+
+
+@shared_task(acks_late=True)
+def commitment_recommendations_task() -> int:
+    """Beat (weekly): recompute commitment recommendations from the pools' forecasts."""
+    from costs import commitment_services
+
+    return len(commitment_services.commitment_recommendations_compute().made)
+
+
+@shared_task(acks_late=True)
+def retention_prune_task(dry_run: bool = False) -> int:
+    """Beat (daily): prune the data classes whose retention policy allows it; idempotent
+    (months already compacted are left alone). Returns the rows removed."""
+    from costs import retention
+
+    runs = retention.retention_prune_all(dry_run=dry_run, enabled_only=True)
+    return sum(run.rows_removed for run in runs)
+
+
+@shared_task(acks_late=True)
+def forecasts_refresh_task(measures: list[str] | None = None) -> int:
+    """Beat (daily), and after a billing import (cost only): record the anomalies of the days
+    that arrived, then refit every forecast; idempotent. Returns the forecasts refreshed."""
+    from costs import forecasts
+
+    if measures:
+        return forecasts.forecasts_refresh_all(measures=measures).forecasts
+    return forecasts.forecasts_refresh_all().forecasts

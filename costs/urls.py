@@ -1,6 +1,13 @@
 from django.urls import path
 
-from costs import statement_views, views
+from costs import (
+    forecast_views,
+    planning_views,
+    retention_views,
+    statement_views,
+    tco_views,
+    views,
+)
 
 app_name = "costs"
 
@@ -44,10 +51,106 @@ urlpatterns = [
     path("rules/new/", views.rule_create, name="rule-create"),
     path("rules/<int:pk>/", views.rule_update, name="rule-update"),
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule-delete"),
+    path("forecasts/", forecast_views.forecast_list, name="forecast-list"),
+    path("forecasts/<int:pk>/", forecast_views.forecast_detail, name="forecast-detail"),
+    path(
+        "forecasts/exclusions/<int:pk>/delete/",
+        forecast_views.exclusion_delete,
+        name="forecast-exclusion-delete",
+    ),
+    path("anomalies/", forecast_views.anomaly_list, name="anomaly-list"),
+    path("events/", forecast_views.event_list, name="event-list"),
+    path("events/new/", forecast_views.event_create, name="event-create"),
+    path("events/<int:pk>/", forecast_views.event_update, name="event-update"),
+    path("events/<int:pk>/delete/", forecast_views.event_delete, name="event-delete"),
     path("budgets/", views.budget_list, name="budget-list"),
     path("budgets/new/", views.budget_create, name="budget-create"),
     path("budgets/<int:pk>/", views.budget_detail, name="budget-detail"),
     path("budgets/<int:pk>/edit/", views.budget_update, name="budget-update"),
     path("budgets/<int:pk>/delete/", views.budget_delete, name="budget-delete"),
     path("budgets/<int:pk>/lift-freeze/", views.budget_freeze_lift, name="budget-freeze-lift"),
+    path("planning/", planning_views.planning_cycle_list, name="planning-cycles"),
+    path("planning/open/", planning_views.planning_cycle_open, name="planning-cycle-open"),
+    path("planning/<int:pk>/", planning_views.planning_cycle_detail, name="planning-cycle"),
+    path(
+        "planning/<int:pk>/start-review/",
+        planning_views.planning_cycle_start_review,
+        name="planning-cycle-start-review",
+    ),
+    path(
+        "planning/<int:pk>/approve/",
+        planning_views.planning_cycle_approve,
+        name="planning-cycle-approve",
+    ),
+    path("planning/plans/<int:pk>/", planning_views.capacity_plan_detail, name="capacity-plan"),
+    path(
+        "planning/plans/<int:pk>/edit/",
+        planning_views.capacity_plan_update,
+        name="capacity-plan-update",
+    ),
+    path(
+        "planning/plans/<int:pk>/file/",
+        planning_views.capacity_plan_file,
+        name="capacity-plan-file",
+    ),
+    path(
+        "planning/plans/<int:pk>/reopen/",
+        planning_views.capacity_plan_reopen,
+        name="capacity-plan-reopen",
+    ),
+    path(
+        "planning/plans/<int:pk>/lines/",
+        planning_views.capacity_plan_line_add,
+        name="capacity-plan-line-add",
+    ),
+    path(
+        "planning/plans/<int:pk>/lines/<int:line_pk>/",
+        planning_views.capacity_plan_line_update,
+        name="capacity-plan-line-update",
+    ),
+    path(
+        "planning/plans/<int:pk>/lines/<int:line_pk>/delete/",
+        planning_views.capacity_plan_line_delete,
+        name="capacity-plan-line-delete",
+    ),
+    path(
+        "planning/plans/<int:pk>/lines/<int:line_pk>/decide/",
+        planning_views.plan_line_decide,
+        name="plan-line-decide",
+    ),
+    path("commitments/", planning_views.commitment_list, name="commitment-list"),
+    path(
+        "commitments/recompute/",
+        planning_views.commitment_recompute,
+        name="commitment-recompute",
+    ),
+    path("commitments/<int:pk>/", planning_views.commitment_detail, name="commitment-detail"),
+    path(
+        "commitments/<int:pk>/request/",
+        planning_views.commitment_request_view,
+        name="commitment-request",
+    ),
+    path(
+        "commitments/<int:pk>/dismiss/",
+        planning_views.commitment_dismiss_view,
+        name="commitment-dismiss",
+    ),
+    path("tco/", tco_views.tco_index, name="tco"),
+    path("tco/<int:pk>/", tco_views.tco_detail, name="tco-detail"),
+    path("tco/<int:pk>/edit/", tco_views.tco_update, name="tco-update"),
+    path("tco/<int:pk>/delete/", tco_views.tco_delete, name="tco-delete"),
+    path("tco/<int:pk>/attach/", tco_views.tco_attach, name="tco-attach"),
+    path("tco/<int:pk>/detach/", tco_views.tco_detach, name="tco-detach"),
+    path("retention/", retention_views.retention_audit, name="retention"),
+    path("retention/run/", retention_views.retention_run, name="retention-run"),
+    path(
+        "retention/runs/<int:pk>/",
+        retention_views.retention_run_detail,
+        name="retention-run-detail",
+    ),
+    path(
+        "retention/policies/<int:pk>/",
+        retention_views.retention_policy_update,
+        name="retention-policy-update",
+    ),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.contrib import messages
@@ -75,7 +76,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             {
                 "id": f"trend-{currency}",
                 "currency": currency,
-                "figure": charts.monthly_trend(series, currency=currency),
+                "figure": selectors.cost_series_cached(
+                    "trend-figure",
+                    series,
+                    partial(charts.monthly_trend, series, currency=currency),
+                    currency,
+                ),
             }
             for currency, series in trend.items()
         ]
@@ -113,21 +119,25 @@ def _dashboard_budgets(request: HttpRequest, month: dt.date) -> dict:
 @require_http_methods(["GET", "POST"])
 def import_list(request: HttpRequest) -> HttpResponse:
     form = BillingUploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            billing_import = services.billing_import_create(
-                uploaded_file=form.cleaned_data["file"],
-                fmt=form.cleaned_data["format"],
-                by=request.user,
-            )
-        except DomainError as exc:
-            form.add_error("file", exc.message)
-        else:
-            return redirect(billing_import)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                billing_import = services.billing_import_create(
+                    uploaded_file=form.cleaned_data["file"],
+                    fmt=form.cleaned_data["format"],
+                    by=request.user,
+                )
+            except DomainError as exc:
+                form.add_error("file", exc.message)
+                status = exc.http_status
+            else:
+                return redirect(billing_import)
     page = Paginator(selectors.billing_import_list(user=request.user), 25).get_page(
         request.GET.get("page")
     )
-    return render(request, "costs/import_list.html", {"form": form, "page": page})
+    return render(request, "costs/import_list.html", {"form": form, "page": page}, status=status)
 
 
 @cost_manager_required
@@ -163,7 +173,12 @@ def chargeback(request: HttpRequest) -> HttpResponse:
             {
                 "id": f"daily-{currency}",
                 "currency": currency,
-                "figure": charts.daily_by_unit(series, currency=currency),
+                "figure": selectors.cost_series_cached(
+                    "daily-figure",
+                    series,
+                    partial(charts.daily_by_unit, series, currency=currency),
+                    currency,
+                ),
             }
             for currency, series in daily.items()
         ]

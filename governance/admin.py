@@ -1,15 +1,20 @@
+from auditlog.admin import LogEntryAdmin
+from auditlog.filters import CIDFilter, ResourceTypeFilter
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from governance import policy as rules
+from governance.audit import audit_can_read
 from governance.choices import RequestKind, Role
 from governance.models import (
+    ApiToken,
     ApprovalEvent,
     ApprovalPolicy,
     ApprovalRequest,
     ApprovalStep,
+    AuditEntry,
     BoardMembership,
     BusinessUnit,
     CapacityConflict,
@@ -23,6 +28,25 @@ from governance.models import (
     User,
 )
 from governance.selectors import freezes_in_force
+from governance.tokens import api_token_revoke
+
+
+def admin_site_has_permission(request) -> bool:
+    """The admin is for staff who are also platform admins (superusers are both): staff status
+    alone, or the role alone, is not enough. A signed-out visitor gets the sign-in page; a
+    signed-in person without both gets 403 saying why."""
+    user = request.user
+    if user.is_active and user.is_staff and user.has_role(Role.PLATFORM_ADMIN):
+        return True
+    if user.is_authenticated:
+        raise PermissionDenied(
+            "The admin is for platform admins with staff status. Ask a platform admin for the "
+            "role (and staff status) if you need it."
+        )
+    return False
+
+
+admin.site.has_permission = admin_site_has_permission
 
 
 class RoleAssignmentInline(admin.TabularInline):
@@ -320,3 +344,47 @@ for _model, _model_admin in list(admin.site._registry.items()):
             _model,
             type(type(_model_admin).__name__, (PlatformAdminOnly, type(_model_admin)), {}),
         )
+
+
+# The audit log: read-only (django-auditlog's admin), and only for the people who read /audit/.
+class AuditEntryAdmin(LogEntryAdmin):
+    list_display = ["created", "kind", "msg_short", "user_url", "remote_addr", "cid_url"]
+    list_filter = ["action", ResourceTypeFilter, CIDFilter, "kind"]
+
+    def has_module_permission(self, request):
+        return audit_can_read(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return audit_can_read(request.user)
+
+
+if admin.site.is_registered(AuditEntry):
+    admin.site.unregister(AuditEntry)
+admin.site.register(AuditEntry, AuditEntryAdmin)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(PlatformAdminOnly):
+    """Tokens are made by their owners (/account/tokens/) or `manage.py token_create`, where
+    the key is shown once; here a platform admin sees them and can revoke them."""
+
+    list_display = ("name", "user", "prefix", "scope", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("scope",)
+    list_select_related = ("user",)
+    search_fields = ("name", "prefix", "user__username")
+    fields = readonly_fields = [f.name for f in ApiToken._meta.fields if f.name != "key_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        revoked = 0
+        for token in queryset.filter(revoked_at=None).select_related("user"):
+            api_token_revoke(token=token, by=request.user)
+            revoked += 1
+        self.message_user(request, f"{revoked} token(s) revoked.")

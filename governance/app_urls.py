@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import views
+from governance import audit_views, token_views, views
 
 app_name = "governance"
 
@@ -17,4 +17,8 @@ urlpatterns = [
     path("decisions/<int:pk>/", views.decision_detail, name="decision-detail"),
     path("freezes/", views.freeze_list, name="freeze-list"),
     path("freezes/<int:pk>/lift/", views.freeze_lift, name="freeze-lift"),
+    path("audit/", audit_views.audit_list, name="audit-list"),
+    path("audit/export/", audit_views.audit_export, name="audit-export"),
+    path("account/tokens/", token_views.token_list, name="token-list"),
+    path("account/tokens/<int:pk>/revoke/", token_views.token_revoke, name="token-revoke"),
 ]

@@ -12,6 +12,17 @@ from governance.models import ApprovalRequest, BusinessUnit, Decision, Deploymen
 from governance.selectors import approval_steps_waiting_for, approval_unit_list
 
 
+class IdFilter(django_filters.NumberFilter):
+    """A record's id: a whole number that a database key can hold. Anything else is a 400
+    that says so, never a query that overflows the database's integer."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("min_value", -(2**63))
+        kwargs.setdefault("max_value", 2**63 - 1)
+        kwargs.setdefault("decimal_places", 0)
+        super().__init__(**kwargs)
+
+
 def _units(request) -> QuerySet[BusinessUnit]:
     return approval_unit_list(user=getattr(request, "user", None))
 
@@ -79,7 +90,7 @@ class DecisionFilterSet(django_filters.FilterSet):
         label="Subject type",
         help_text="app_label.model, e.g. registry.modelversion or governance.approvalrequest",
     )
-    subject_id = django_filters.NumberFilter(field_name="subject_id", label="Subject id")
+    subject_id = IdFilter(field_name="subject_id", label="Subject id")
     decided_from = django_filters.DateFilter(
         field_name="decided_at",
         lookup_expr="date__gte",

@@ -12,13 +12,11 @@ import contextlib
 import json
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,7 +25,7 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from governance import selectors, services
+from governance import observability, selectors, services
 from governance.choices import RequestStatus, Role
 from governance.exceptions import DomainError
 from governance.extensions import decision_related, request_notes
@@ -47,6 +45,7 @@ from governance.models import ApprovalRequest, BoardVote, BusinessUnit
 from governance.money import money_format
 from governance.services import approvals as approval_services
 from governance.services.approvals import SignInRequiredError
+from governance.throttle import link_throttle
 
 PAGE_SIZE = 25
 # The status an e-mailed link's page answers with, by what is wrong with the link.
@@ -67,25 +66,27 @@ LINK_STATUS = {
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """Database and broker reachability, for load balancers and monitors."""
-    checks: dict[str, str] = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:  # any failure means unhealthy; say which
-        checks["database"] = f"error: {type(exc).__name__}"
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        checks["broker"] = "eager (no broker configured)"
-    else:
-        from governance.celery import app
+    return _health_response(
+        {"database": observability.check_database(), "broker": observability.check_broker()}
+    )
 
-        try:
-            with app.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=2)
-            checks["broker"] = "ok"
-        except Exception as exc:  # same: report, don't raise
-            checks["broker"] = f"error: {type(exc).__name__}"
-    healthy = all(v == "ok" or v.startswith("eager") for v in checks.values())
+
+@login_not_required
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready for traffic: the database answers, the broker answers (or tasks run eagerly) and
+    every migration is applied. 200 with each check's result, 503 when any failed."""
+    return _health_response(
+        {
+            "database": observability.check_database(),
+            "broker": observability.check_broker(),
+            "migrations": observability.check_migrations(),
+        }
+    )
+
+
+def _health_response(checks: dict[str, str]) -> JsonResponse:
+    healthy = observability.checks_passed(checks)
     return JsonResponse(
         {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
     )
@@ -334,6 +335,7 @@ def request_vote(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_not_required
 @never_cache
+@link_throttle
 @require_http_methods(["GET", "HEAD", "POST"])
 def approval_link(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows what the link would do and changes nothing (mail scanners fetch links);

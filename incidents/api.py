@@ -29,8 +29,10 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from governance.api.exceptions import ErrorSerializer
 from governance.api.rows import MONTH
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
+from governance.filters import IdFilter
 from governance.models import BusinessUnit, User
 from incidents import actions, services, suggestions
 from incidents.models import (
@@ -634,7 +636,7 @@ class MarkdownRenderer(BaseRenderer):
         return str(data if data is not None else "").encode(self.charset)
 
 
-FAILURES = {400: DetailSerializer, 403: DetailSerializer, 409: DetailSerializer}
+FAILURES = {400: ErrorSerializer, 403: DetailSerializer, 409: DetailSerializer}
 
 
 @extend_schema_view(
@@ -862,7 +864,7 @@ class PostMortemViewSet(
         ],
         responses={200: ContributingFactorSerializer(many=True)},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def factors(self, request: Request, pk: str | None = None) -> Response:
         factors = suggestions.factor_list(self.get_object(), user=request.user)
         wanted = request.query_params.get("status")
@@ -893,7 +895,7 @@ class PostMortemViewSet(
 
 
 class ContributingFactorFilterSet(django_filters.FilterSet):
-    postmortem = django_filters.NumberFilter(field_name="postmortem_id", label="Post-mortem id")
+    postmortem = IdFilter(field_name="postmortem_id", label="Post-mortem id")
     status = django_filters.ChoiceFilter(choices=FactorStatus.choices)
     kind = django_filters.CharFilter(label="deployment, decision, waiver, freeze, …")
 
@@ -919,6 +921,9 @@ class ContributingFactorViewSet(
     filterset_class = ContributingFactorFilterSet
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            # Schema generation: no request user, and no query at import time.
+            return ContributingFactor.objects.none()
         return (
             factor_queryset()
             .filter(suggestions.factors_visible_q(self.request.user))
@@ -955,7 +960,7 @@ class ActionItemFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=ActionStatus.choices)
     kind = django_filters.ChoiceFilter(choices=ActionKind.choices)
     owner = django_filters.CharFilter(field_name="owner__username", label="Owner (username)")
-    postmortem = django_filters.NumberFilter(field_name="postmortem_id", label="Post-mortem id")
+    postmortem = IdFilter(field_name="postmortem_id", label="Post-mortem id")
     overdue = django_filters.BooleanFilter(
         field_name="is_overdue", label="Open and past the due date (UTC)"
     )

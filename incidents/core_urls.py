@@ -15,6 +15,11 @@ urlpatterns = [
     path("<int:pk>/timeline/", views.timeline_add, name="timeline-add"),
     path("<int:pk>/evidence/", views.evidence_add, name="evidence-add"),
     path("<int:pk>/roles/", views.role_add, name="role-add"),
+    path(
+        "<int:pk>/forecast-exclusions/",
+        views.forecast_exclude,
+        name="incident-forecast-exclude",
+    ),
     path("<int:pk>/postmortem/", views.postmortem_detail, name="postmortem"),
     path("<int:pk>/postmortem/open/", views.postmortem_open, name="postmortem-open"),
     path("<int:pk>/postmortem/submit/", views.postmortem_submit, name="postmortem-submit"),

@@ -30,16 +30,18 @@ kind                      matched by
                           window, or in force at the start
 ``retirement``            a step (notification, decision, dry run, cloud action) of a
                           retirement case on an affected endpoint or model
-``cost_anomaly``          a day whose spend of an affected unit breaks its trend
-                          (:func:`spend_anomalies`)
+``cost_anomaly``          a recorded cost anomaly (``costs.CostAnomaly``: a day outside its
+                          forecast's prediction interval) of a forecast of an affected unit,
+                          pool or endpoint, its cost or its GPU-hours
 ========================  ===================================================================
 
 Business units alone do not match deployments: a deployment of another model on another
 endpoint of the same unit is unrelated to this one. Decisions, freezes and cost anomalies are
 about units, so a unit matches them.
 
-``cost_anomaly`` factors have no subject; the unit, day and currency in ``detail["key"]``
-identify them from one refresh to the next. Everything else is identified by its record.
+Every factor is identified by its record; a ``cost_anomaly`` factor's record is the anomaly,
+and its link goes to the forecast's page. Factors stored before anomalies were recorded
+(no record; the unit, day and currency in ``detail["key"]``) keep their reading rule.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ from django.db.models import Q, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from costs.models import CostRow
+from costs.forecasts import anomaly_list
+from costs.models import AnomalyDirection, CostAnomaly, CostRow, Forecast, Measure
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.extensions import RelatedItem
 from governance.models import (
@@ -93,13 +96,6 @@ from registry.models import (
 SUMMARY_LIMIT = 500
 TIMES = "\u00d7"  # the multiplication sign, as in "64 x H100"
 NOTE_LIMIT = 5000
-
-# The cost-anomaly rule (see ``spend_anomalies``).
-HISTORY_DAYS = 28  # spend read before the window, so its first day has a baseline too
-BASELINE_DAYS = 14  # the days before a day that make its baseline
-MIN_BASELINE_DAYS = 7  # fewer days with spend than this: no judgement
-SIGMAS = Decimal(3)
-MIN_RATIO = Decimal("1.2")  # and at least 20 % above the baseline's mean
 
 # The incident's cost (``incident_extra_cost``).
 COST_BASELINE_DAYS = 7
@@ -494,122 +490,85 @@ def _retirements(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[C
 # --- cost anomalies -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Anomaly:
-    """A day whose spend broke its trend, with the figures that said so."""
-
-    day: dt.date
-    cost: Decimal
-    mean: Decimal
-    stdev: Decimal
-    threshold: Decimal
-    baseline_days: int
-
-    @property
-    def ratio(self) -> Decimal:
-        return self.cost / self.mean
+def _figure(value: Decimal, forecast: Forecast) -> str:
+    if forecast.measure == Measure.COST:
+        return money_format(value, forecast.currency)
+    return f"{value.quantize(Decimal('0.1')).normalize():,f} GPU-hours"
 
 
-def spend_anomalies(daily: Mapping[dt.date, Decimal], days: Iterable[dt.date]) -> list[Anomaly]:
-    """The ``days`` whose spend breaks the trend of ``daily`` (spend per day). Pure.
-
-    A day is anomalous when its spend is above the mean plus three standard deviations
-    (population) of the 14 days before it, and at least 20 % above that mean. Days without
-    spend are unknown, not zero: a baseline needs at least 7 known days, and a day without
-    spend is never flagged. A day already flagged is left out of the baselines of the days
-    after it, so a spike lasting several days is flagged on each of them. The forecast-based
-    rule of the planning issue can replace this function.
-    """
-    flagged: list[Anomaly] = []
-    skip: set[dt.date] = set()
-    for day in sorted(set(days)):
-        cost = daily.get(day)
-        if cost is None:
-            continue
-        prior = [
-            daily[d]
-            for d in (day - dt.timedelta(days=n) for n in range(1, BASELINE_DAYS + 1))
-            if d in daily and d not in skip
-        ]
-        if len(prior) < MIN_BASELINE_DAYS:
-            continue
-        mean = sum(prior, Decimal(0)) / len(prior)
-        if mean <= 0:
-            continue
-        stdev = (sum(((x - mean) ** 2 for x in prior), Decimal(0)) / len(prior)).sqrt()
-        threshold = max(mean + SIGMAS * stdev, mean * MIN_RATIO)
-        if cost > mean + SIGMAS * stdev and cost >= mean * MIN_RATIO:
-            flagged.append(Anomaly(day, cost, mean, stdev, threshold, len(prior)))
-            skip.add(day)
-    return flagged
-
-
-def _daily_spend(
-    unit_ids: Iterable[int], first: dt.date, last: dt.date
-) -> dict[tuple[int, str], dict[dt.date, Decimal]]:
-    """Billed cost per (unit, currency) and usage day, from ``first`` to ``last``."""
-    series: dict[tuple[int, str], dict[dt.date, Decimal]] = defaultdict(dict)
-    rows = (
-        CostRow.objects.filter(
-            tag_set__business_unit_id__in=list(unit_ids),
-            usage_date__gte=first,
-            usage_date__lte=last,
-        )
-        .values("tag_set__business_unit_id", "currency", "usage_date")
-        .annotate(amount=Sum("billed_cost"))
-        .order_by()
-    )
-    for row in rows:
-        key = (row["tag_set__business_unit_id"], row["currency"])
-        series[key][row["usage_date"]] = row["amount"] or Decimal(0)
-    return series
+def _anomaly_key_unit(anomaly: CostAnomaly) -> int | None:
+    """The unit whose scope a factor's reader needs (legacy factors' key leads with it)."""
+    forecast = anomaly.forecast
+    if forecast.business_unit_id:
+        return forecast.business_unit_id
+    if forecast.endpoint_id:
+        return forecast.endpoint.business_unit_id
+    return forecast.pool.owner_id if forecast.pool_id else None
 
 
 def cost_anomaly_candidates(
-    unit_ids: Iterable[int], since: dt.datetime, until: dt.datetime
+    scope: Scope, since: dt.datetime, until: dt.datetime
 ) -> list[Candidate]:
-    """Days of the window on which an affected unit's spend broke its trend."""
-    unit_ids = set(unit_ids)
-    if not unit_ids:
+    """The cost anomalies recorded in the window for the affected units, pools and endpoints
+    (their cost and GPU-hours forecasts)."""
+    about = Q(forecast__business_unit_id__in=scope.unit_ids)
+    if scope.pool_ids:
+        about |= Q(forecast__pool_id__in=scope.pool_ids)
+    if scope.endpoint_ids:
+        about |= Q(forecast__endpoint_id__in=scope.endpoint_ids)
+    if not (scope.unit_ids or scope.pool_ids or scope.endpoint_ids):
         return []
     first, last = since.astimezone(dt.UTC).date(), until.astimezone(dt.UTC).date()
-    window = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-    series = _daily_spend(unit_ids, first - dt.timedelta(days=HISTORY_DAYS), last)
-    units = BusinessUnit.objects.in_bulk(unit_ids)
+    rows = (
+        CostAnomaly.objects.filter(about, day__gte=first, day__lte=last)
+        .select_related("forecast__business_unit", "forecast__pool__owner", "forecast__endpoint")
+        .order_by("day", "pk")
+    )
     found = []
-    for (unit_id, currency), daily in sorted(series.items()):
-        unit = units[unit_id]
-        for a in spend_anomalies(daily, window):
-            ratio = a.ratio.quantize(Decimal("0.1"))
-            text = (
-                f"{unit.name} spent {money_format(a.cost, currency)} on {a.day:%Y-%m-%d}, "
-                f"{ratio} {TIMES} its usual ({money_format(a.mean, currency)} a day over the "
-                f"{a.baseline_days} days before)"
+    for a in rows:
+        forecast = a.forecast
+        subject = forecast.subject
+        above = a.direction == AnomalyDirection.ABOVE
+        verb = "spent" if forecast.measure == Measure.COST else "used"
+        bound = (
+            f"up to {_figure(a.upper, forecast)}"
+            if above
+            else f"at least {_figure(a.lower, forecast)}"
+        )
+        text = (
+            f"{subject} {verb} {_figure(a.actual, forecast)} on {a.day:%Y-%m-%d}, "
+            f"{'above' if above else 'below'} its forecast (expected "
+            f"{_figure(a.expected, forecast)}, {bound}): {_figure(abs(a.size), forecast)} "
+            f"{'over' if above else 'under'}"
+        )
+        unit, measure = _anomaly_key_unit(a), forecast.measure
+        found.append(
+            Candidate(
+                kind="cost_anomaly",
+                subject=a,
+                occurred_at=dt.datetime.combine(a.day, dt.time(), tzinfo=dt.UTC),
+                summary=_clip(text),
+                detail={
+                    "key": f"{unit or ''}:{a.day.isoformat()}:{forecast.currency or measure}",
+                    "forecast_id": forecast.pk,
+                    "subject_kind": forecast.kind,
+                    "subject": str(subject),
+                    "business_unit": forecast.business_unit.code
+                    if forecast.business_unit
+                    else None,
+                    "day": a.day.isoformat(),
+                    "measure": forecast.measure,
+                    "currency": forecast.currency or None,
+                    "actual": f"{a.actual:f}",
+                    "expected": f"{a.expected:f}",
+                    "lower": f"{a.lower:f}",
+                    "upper": f"{a.upper:f}",
+                    "size": f"{a.size:f}",
+                    "direction": a.direction,
+                    "interval_percent": f"{forecast.interval_percent:f}",
+                },
             )
-            found.append(
-                Candidate(
-                    kind="cost_anomaly",
-                    subject=None,
-                    occurred_at=dt.datetime.combine(a.day, dt.time(), tzinfo=dt.UTC),
-                    summary=_clip(text),
-                    detail={
-                        "key": f"{unit_id}:{a.day.isoformat()}:{currency}",
-                        "business_unit": unit.code,
-                        "day": a.day.isoformat(),
-                        "currency": currency,
-                        "cost": f"{money_round(a.cost, currency):f}",
-                        "baseline_mean": f"{money_round(a.mean, currency):f}",
-                        "baseline_stdev": f"{money_round(a.stdev, currency):f}",
-                        "threshold": f"{money_round(a.threshold, currency):f}",
-                        "baseline_days": a.baseline_days,
-                        "ratio": f"{ratio:f}",
-                        "rule": (
-                            f"above mean + {SIGMAS} standard deviations of the {BASELINE_DAYS} "
-                            f"days before and at least {MIN_RATIO} {TIMES} the mean"
-                        ),
-                    },
-                )
-            )
+        )
     return found
 
 
@@ -628,7 +587,7 @@ def suggestion_candidates(postmortem: PostMortem) -> list[Candidate]:
         *_waivers(scope, until),
         *_freezes(scope, since, until),
         *_retirements(scope, since, until),
-        *cost_anomaly_candidates(scope.unit_ids, since, until),
+        *cost_anomaly_candidates(scope, since, until),
     ]
 
 
@@ -762,6 +721,9 @@ def _subject_querysets() -> list[models.QuerySet]:
         RequirementWaiver.objects.select_related("version__model"),
         RetirementStep.objects.select_related("case"),
         DeploymentFreeze.objects.select_related("business_unit"),
+        CostAnomaly.objects.select_related(
+            "forecast__business_unit", "forecast__pool", "forecast__endpoint"
+        ),
     ]
 
 
@@ -778,6 +740,9 @@ def subject_url(subject: models.Model | None) -> str:
             return subject.case.get_absolute_url()
         if isinstance(subject, DeploymentFreeze):
             return reverse("governance:freeze-list")
+        if isinstance(subject, CostAnomaly):
+            url = reverse("costs:forecast-detail", args=[subject.forecast_id])
+            return f"{url}#anomaly-{subject.pk}"
         if hasattr(subject, "get_absolute_url"):
             return subject.get_absolute_url()
     except NoReverseMatch:
@@ -794,17 +759,22 @@ def factors_visible_q(user) -> Q:
     rule = ~Q(kind="decision") | Q(subject_id__in=decision_list(user=user).values("pk"))
     units = visible_unit_ids(user)
     if units is not None:
-        anomalies = Q(pk__in=[])
+        # Anomalies read as their forecasts are read; a factor stored without its record
+        # (before anomalies were recorded) by the unit its key leads with.
+        anomalies = Q(
+            subject_type=_ctype(CostAnomaly), subject_id__in=anomaly_list(user=user).values("pk")
+        )
         for unit in units:
-            anomalies |= Q(detail__key__startswith=f"{unit}:")
+            anomalies |= Q(subject_id__isnull=True, detail__key__startswith=f"{unit}:")
         rule &= ~Q(kind="cost_anomaly") | anomalies
     return rule
 
 
 def factors_visible(factors, user) -> list[ContributingFactor]:
     """The factors ``user`` may read. Everyone reads incidents, but a decision is readable
-    only where the decision list lets them read it, and a cost anomaly names another unit's
-    spend: those of units out of their scope are left out (``user=None``: the system)."""
+    only where the decision list lets them read it, and a cost anomaly reads as its forecast
+    does (``costs.forecasts.anomaly_list``): another unit's spend is left out (``user=None``:
+    the system)."""
     factors = list(factors)
     if user is None:
         return factors
@@ -817,10 +787,18 @@ def factors_visible(factors, user) -> list[ContributingFactor]:
         else set()
     )
     units = visible_unit_ids(user)
+    anomaly_ids = {f.subject_id for f in factors if f.kind == "cost_anomaly" and f.subject_id}
+    anomalies = (
+        set(anomaly_list(user=user).filter(pk__in=anomaly_ids).values_list("pk", flat=True))
+        if anomaly_ids and units is not None
+        else anomaly_ids
+    )
 
     def shown(f: ContributingFactor) -> bool:
         if f.kind == "decision":
             return f.subject_id in readable
+        if f.kind == "cost_anomaly" and f.subject_id:
+            return f.subject_id in anomalies
         if f.kind == "cost_anomaly" and units is not None:
             unit = str((f.detail or {}).get("key", "")).split(":")[0]
             return unit.isdigit() and int(unit) in units
@@ -949,3 +927,67 @@ def incident_extra_cost(
         "resolved": incident.resolved_at is not None,
     }
     return extra, currency, detail
+
+
+# --- leaving the incident's days out of forecasts ------------------------------------------------
+
+
+def exclusion_source(incident: Incident) -> str:
+    return f"incident:{incident.pk}"
+
+
+def incident_impact_days(
+    incident: Incident, *, now: dt.datetime | None = None
+) -> tuple[dt.date, dt.date]:
+    """The usage days the incident touched: its start day to its resolution day (today while
+    it is unresolved), UTC."""
+    end = incident.resolved_at or now or timezone.now()
+    first = incident.started_at.astimezone(dt.UTC).date()
+    return first, max(first, end.astimezone(dt.UTC).date())
+
+
+def incident_forecast_exclusions(*, incident: Incident) -> list:
+    """The days already left out of forecasts for this incident (its exclusions)."""
+    from costs.models import ForecastExclusion
+
+    return list(
+        ForecastExclusion.objects.filter(source=exclusion_source(incident)).select_related(
+            "business_unit", "pool", "endpoint"
+        )
+    )
+
+
+@transaction.atomic
+def incident_forecast_exclude(
+    *, incident: Incident, by: User, now: dt.datetime | None = None
+) -> list:
+    """Leave the incident's impact days (:func:`incident_impact_days`) out of the forecasts
+    of the units, pools and endpoints it touches (:func:`incident_scope`), so they do not
+    distort the next refresh. The incident's editors and cost managers may; pressing it again
+    after the incident moved on adds the new span, and the same span twice is stored once."""
+    from costs import forecasts
+    from governance.selectors import manages_costs
+    from incidents.services import may_edit_incident
+
+    if not (may_edit_incident(by, incident) or manages_costs(by)):
+        raise PermissionDeniedError(
+            "Only the incident's commander, the people with a role in it, platform admins and "
+            "finance can leave its days out of forecasts."
+        )
+    scope = incident_scope(incident)
+    if not (scope.unit_ids or scope.pool_ids or scope.endpoint_ids):
+        raise DomainError(
+            "The incident names no business unit, shared pool or endpoint: add what it "
+            "affected first, then leave its days out."
+        )
+    first, last = incident_impact_days(incident, now=now)
+    return forecasts.exclusions_record(
+        by=by,
+        starts_on=first,
+        ends_on=last,
+        reason=_clip(f"Incident {incident.title}")[:300],
+        source=exclusion_source(incident),
+        business_units=BusinessUnit.objects.filter(pk__in=scope.unit_ids).order_by("pk"),
+        pools=CapacityPool.objects.filter(pk__in=scope.pool_ids).order_by("pk"),
+        endpoints=Endpoint.objects.filter(pk__in=scope.endpoint_ids).order_by("pk"),
+    )

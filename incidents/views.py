@@ -24,7 +24,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
 from governance.exceptions import DomainError
-from incidents import services
+from governance.selectors import manages_costs
+from incidents import services, suggestions
 from incidents.forms import (
     EvidenceForm,
     IncidentEditForm,
@@ -241,6 +242,9 @@ def _incident_page(
         "timeline_form": forms.get("timeline_form") or TimelineForm(),
         "evidence_form": forms.get("evidence_form") or EvidenceForm(),
         "role_form": forms.get("role_form") or RoleForm(),
+        "forecast_exclusions": suggestions.incident_forecast_exclusions(incident=incident),
+        "impact_days": suggestions.incident_impact_days(incident),
+        "perms_manage_costs": manages_costs(request.user),
     }
     return render(request, "incidents/incident_detail.html", context, status=status)
 
@@ -285,6 +289,26 @@ def evidence_add(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Recorded {figure.metric} at {figure.at:%H:%M} UTC.")
 
     return _incident_subform(request, pk, EvidenceForm, "evidence_form", call)
+
+
+@require_POST
+def forecast_exclude(request: HttpRequest, pk: int) -> HttpResponse:
+    """Leave the incident's impact days out of the forecasts of what it affected."""
+    incident = _incident(request, pk)
+    try:
+        made = suggestions.incident_forecast_exclude(incident=incident, by=request.user)
+    except DomainError as exc:
+        if exc.http_status == 403:
+            raise PermissionDenied(exc.message) from exc
+        messages.error(request, exc.message)
+    else:
+        first, last = made[0].starts_on, made[0].ends_on
+        messages.success(
+            request,
+            f"{first:%d %b} to {last:%d %b %Y} will be left out of the forecasts of "
+            f"{len(made)} subject{'s' if len(made) != 1 else ''} from their next refresh.",
+        )
+    return redirect(f"{incident.get_absolute_url()}#forecasts")
 
 
 @require_POST

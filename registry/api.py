@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import django_filters
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -19,11 +18,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from governance.api.exceptions import ErrorSerializer
+from governance.api.parsers import StrictFormParser, StrictMultiPartParser
 from governance.api.permissions import IsCostManager
 from governance.api.rows import (
     CsvUploadSerializer,
@@ -34,6 +34,7 @@ from governance.api.rows import (
 from governance.choices import Role
 from governance.models import BusinessUnit
 from governance.selectors import visible_unit_ids
+from governance.uploads import upload_check
 from registry import selectors, services
 from registry.benchmarks import METRICS
 from registry.choices import SLO_METRICS, RequirementCode
@@ -43,6 +44,7 @@ from registry.filters import (
     ModelVersionFilterSet,
     RegisteredModelFilterSet,
 )
+from registry.forms import BENCHMARK_RESULT
 from registry.gate import WAIVABLE
 from registry.lifecycle import MOVES
 from registry.models import (
@@ -94,7 +96,7 @@ class HardwareProfileSerializer(serializers.ModelSerializer):
 
 class CapacityPoolSerializer(serializers.ModelSerializer):
     hardware_profile = serializers.StringRelatedField()
-    owner = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = CapacityPool
@@ -232,7 +234,7 @@ class EfficiencyBenchmarkSerializer(serializers.ModelSerializer):
 
 
 class CapacityAssessmentSerializer(serializers.ModelSerializer):
-    pool = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    pool = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     submitted_by = serializers.StringRelatedField()
     point = serializers.CharField(source="point.label", read_only=True)
     decision = serializers.SerializerMethodField()
@@ -266,7 +268,19 @@ class CapacityAssessmentSerializer(serializers.ModelSerializer):
             "decision",
         ]
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(
+        inline_serializer(
+            "AssessmentDecision",
+            {
+                "id": serializers.IntegerField(),
+                "outcome": serializers.CharField(),
+                "by": serializers.CharField(),
+                "at": serializers.DateTimeField(),
+                "rationale": serializers.CharField(),
+            },
+            allow_null=True,
+        )
+    )
     def get_decision(self, a: CapacityAssessment) -> dict | None:
         d = a.decision
         if d is None:
@@ -281,8 +295,8 @@ class CapacityAssessmentSerializer(serializers.ModelSerializer):
 
 
 class BenchmarkProtocolSerializer(serializers.ModelSerializer):
-    hardware_profile = serializers.StringRelatedField()
-    approved_by = serializers.StringRelatedField()
+    hardware_profile = serializers.StringRelatedField(allow_null=True)
+    approved_by = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = BenchmarkProtocol
@@ -361,11 +375,12 @@ GateClosedSerializer = inline_serializer(
     },
 )
 DetailSerializer = inline_serializer("Detail", {"detail": serializers.CharField()})
+# A file the protocol refuses says what it lacks; a malformed request names its fields.
 RejectedBenchmarkSerializer = inline_serializer(
     "BenchmarkRejected",
     {
-        "detail": serializers.CharField(),
-        "missing": serializers.ListField(child=serializers.CharField()),
+        "detail": serializers.CharField(required=False),
+        "missing": serializers.ListField(child=serializers.CharField(), required=False),
     },
 )
 
@@ -619,7 +634,7 @@ class ModelVersionViewSet(
         return Response(services.deployment_gate(self.get_object()).as_dict())
 
     @extend_schema(responses={200: VersionTransitionSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def history(self, request: Request, pk: str | None = None) -> Response:
         transitions = selectors.version_history(version=self.get_object())
         return Response(VersionTransitionSerializer(transitions, many=True).data)
@@ -627,18 +642,19 @@ class ModelVersionViewSet(
     @extend_schema(
         summary="Upload a benchmark result file (vLLM, Triton, GenAI-Perf/AIPerf or Capgov JSON)",
         request={"multipart/form-data": BenchmarkInputSerializer},
-        responses={201: EfficiencyBenchmarkSerializer, 400: RejectedBenchmarkSerializer},
+        # 413: over the size limit; 400 also for a file that is not JSON or CSV text.
+        responses={
+            201: EfficiencyBenchmarkSerializer,
+            400: RejectedBenchmarkSerializer,
+            413: ErrorSerializer,
+        },
     )
-    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
+    @action(detail=True, methods=["post"], parser_classes=[StrictMultiPartParser, StrictFormParser])
     def benchmarks(self, request: Request, pk: str | None = None) -> Response:
         version = self.get_object()
         data = _valid(BenchmarkInputSerializer, request)
         upload = data.pop("file")
-        if upload.size > services.MAX_BENCHMARK_BYTES:
-            raise services.BenchmarkRejectedError(
-                f"{upload.name} is larger than {services.MAX_BENCHMARK_BYTES // (1024 * 1024)} "
-                "MiB; upload the summary file, not the traces."
-            )
+        upload_check(upload=upload, kind=BENCHMARK_RESULT, max_bytes=services.MAX_BENCHMARK_BYTES)
         benchmark = services.benchmark_upload(
             version=version,
             protocol=data.pop("protocol"),
@@ -841,7 +857,12 @@ class PoolUsageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             "application/json": PoolUsageInputSerializer(many=True),
             "multipart/form-data": CsvUploadSerializer,
         },
-        responses={200: RowsStoredSerializer, 400: DetailSerializer, 403: DetailSerializer},
+        responses={
+            200: RowsStoredSerializer,
+            400: ErrorSerializer,
+            403: DetailSerializer,
+            413: ErrorSerializer,
+        },
     )
     def create(self, request: Request) -> Response:
         posted = rows_posted(request, columns="pool, business_unit, day, gpu_hours")

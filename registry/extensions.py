@@ -2,15 +2,16 @@
 
 ``costs`` registers the actual cost per 1k invocations of model versions (what their
 endpoints cost over what they served) in its ``AppConfig.ready()``; the comparison page
-shows it beside the benchmark's predicted cost per 1k requests.
+shows it beside the benchmark's predicted cost per 1k requests. It also lists the TCO
+scenarios attached to a capacity assessment on the assessment's page.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class ActualCost(NamedTuple):
@@ -108,3 +109,35 @@ def register_endpoint_actuator(provider: str, factory: Callable[[], EndpointActu
 def endpoint_actuator(provider: str) -> EndpointActuator | None:
     factory = _actuators.get(provider)
     return factory() if factory else None
+
+
+# --- Assessments: what other apps link to a capacity assessment -----------------------------
+
+
+class RelatedItem(NamedTuple):
+    """One line of an assessment page's "Related" section: a linked title and a sentence."""
+
+    title: str
+    url: str
+    text: str
+    section: str = "Related"
+
+
+AssessmentPanel = Callable[[Any, Any], Iterable[RelatedItem]]
+_assessment_panels: list[AssessmentPanel] = []
+
+
+def register_assessment_panel(panel: AssessmentPanel) -> None:
+    """``panel(assessment, user)`` returns the records of its app attached to the assessment
+    (``costs`` lists the TCO scenarios); ``user`` is who reads the page, for scoping."""
+    if panel not in _assessment_panels:
+        _assessment_panels.append(panel)
+
+
+def assessment_related(assessment: Any, *, user: Any = None) -> list[RelatedItem]:
+    """What other apps link to ``assessment``, panel by panel, in registration order."""
+    items: list[RelatedItem] = []
+    for panel in _assessment_panels:
+        for item in panel(assessment, user):
+            items.append(RelatedItem(*item))
+    return items

@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
+from governance.filters import IdFilter
 from governance.models import BusinessUnit
 from governance.selectors import visible_unit_ids
 from registry.choices import (
@@ -47,7 +48,7 @@ class RegisteredModelFilterSet(django_filters.FilterSet):
 
 
 class ModelVersionFilterSet(django_filters.FilterSet):
-    model = django_filters.NumberFilter(field_name="model_id")
+    model = IdFilter(field_name="model_id")
     business_unit = django_filters.CharFilter(
         field_name="model__business_unit__code", lookup_expr="iexact"
     )
@@ -60,10 +61,10 @@ class ModelVersionFilterSet(django_filters.FilterSet):
 
 
 class BenchmarkFilterSet(django_filters.FilterSet):
-    version = django_filters.NumberFilter(field_name="version_id")
-    model = django_filters.NumberFilter(field_name="version__model_id")
+    version = IdFilter(field_name="version_id")
+    model = IdFilter(field_name="version__model_id")
     tool = django_filters.CharFilter()
-    protocol = django_filters.NumberFilter(field_name="protocol_id")
+    protocol = IdFilter(field_name="protocol_id")
 
     class Meta:
         model = EfficiencyBenchmark
@@ -71,7 +72,7 @@ class BenchmarkFilterSet(django_filters.FilterSet):
 
 
 class AssessmentFilterSet(django_filters.FilterSet):
-    version = django_filters.NumberFilter(field_name="version_id")
+    version = IdFilter(field_name="version_id")
     status = django_filters.ChoiceFilter(choices=AssessmentStatus.choices)
     business_unit = django_filters.CharFilter(
         field_name="version__model__business_unit__code", lookup_expr="iexact"

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 
 from governance.choices import Role
 from governance.models import BusinessUnit
+from governance.uploads import TEXT, UploadKind
 from registry import gate
 from registry.benchmarks.metrics import METRICS
 from registry.choices import SLO_METRICS, ModelSource, Precision, RequirementCode, RiskTier, Task
@@ -125,6 +126,17 @@ class TransitionForm(forms.Form):
 
 
 # --- benchmarks -------------------------------------------------------------------------
+
+# What a benchmark upload (page and API) takes: the tool is told from the content, so any
+# JSON or CSV name will do, but a spreadsheet, archive or trace dump will not.
+BENCHMARK_RESULT = UploadKind(
+    label="benchmark result",
+    extensions={".json": TEXT, ".csv": TEXT},
+    described="a JSON or CSV result file (.json, .csv)",
+    fix="Upload the result file exactly as the benchmark tool wrote it (vLLM, Triton "
+    "perf_analyzer, GenAI-Perf, AIPerf) or as capgov benchmark JSON.",
+    too_large="Upload the summary file, not the traces.",
+)
 
 
 class BenchmarkUploadForm(PageForm):

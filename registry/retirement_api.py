@@ -13,13 +13,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from governance.api.exceptions import ErrorSerializer
 from registry import retirement_services as services
 from registry.filters import RetirementCaseFilterSet
 from registry.models import CaseStatus, RetirementCase, RetirementPolicy, RetirementStep
 from registry.retirement_views import REASON_MAX
 
 DetailSerializer = inline_serializer("RetirementDetail", {"detail": serializers.CharField()})
-REFUSED = {400: DetailSerializer, 403: DetailSerializer, 409: DetailSerializer}
+REFUSED = {400: ErrorSerializer, 403: DetailSerializer, 409: DetailSerializer}
 
 
 # --- Output -----------------------------------------------------------------------------------
@@ -55,7 +56,7 @@ class RetirementPolicySerializer(serializers.ModelSerializer):
 
 
 class RetirementStepSerializer(serializers.ModelSerializer):
-    by = serializers.StringRelatedField()
+    by = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = RetirementStep
@@ -64,12 +65,20 @@ class RetirementStepSerializer(serializers.ModelSerializer):
 
 
 class RetirementCaseSerializer(serializers.ModelSerializer):
-    endpoint_name = serializers.CharField(source="endpoint.name", read_only=True, default=None)
-    model_name = serializers.CharField(source="model.name", read_only=True, default=None)
-    business_unit = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    policy = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    owner = serializers.StringRelatedField()
-    decided_by = serializers.StringRelatedField()
+    endpoint_name = serializers.CharField(
+        source="endpoint.name", read_only=True, default=None, allow_null=True
+    )
+    model_name = serializers.CharField(
+        source="model.name", read_only=True, default=None, allow_null=True
+    )
+    business_unit = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    policy = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    owner = serializers.StringRelatedField(allow_null=True)
+    decided_by = serializers.StringRelatedField(allow_null=True)
+    # Empty until the owner answers; read-only fields lose the model's blank choice otherwise.
+    decision = serializers.ChoiceField(
+        choices=RetirementCase._meta.get_field("decision").choices, allow_blank=True, read_only=True
+    )
     url = serializers.CharField(source="get_absolute_url", read_only=True)
 
     class Meta:
@@ -154,7 +163,7 @@ class RetirementCaseViewSet(
         summary="The case's history: mails, decisions, cloud calls with request and response",
         responses={200: RetirementStepSerializer(many=True)},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def steps(self, request: Request, pk: str | None = None) -> Response:
         steps = self.get_object().steps.select_related("by")
         return Response(RetirementStepSerializer(steps, many=True).data)

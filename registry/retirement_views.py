@@ -32,6 +32,7 @@ from governance.exceptions import DomainError
 from governance.links import LinkTamperedError
 from governance.models import User
 from governance.selectors import visible_unit_ids
+from governance.throttle import link_throttle
 from registry import retirement_services as services
 from registry.filters import EndpointFilterSet, RetirementCaseFilterSet
 from registry.models import (
@@ -393,6 +394,7 @@ class RetireConfirmForm(forms.Form):
 
 @login_not_required
 @never_cache
+@link_throttle
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows what the link would do and changes nothing; a POST with the CSRF token

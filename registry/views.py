@@ -31,6 +31,7 @@ from governance.selectors import (
 )
 from governance.services import board_standing, board_voter
 from governance.services.conflicts import conflict_raise, conflict_resolve, conflict_vote
+from governance.uploads import UploadRejectedError, upload_check
 from registry import charts, extensions, gate, selectors, services
 from registry.benchmarks.metrics import METRICS
 from registry.choices import (
@@ -42,6 +43,7 @@ from registry.choices import (
     WaiverStatus,
 )
 from registry.forms import (
+    BENCHMARK_RESULT,
     AssessmentDecideForm,
     AssessmentForm,
     BenchmarkUploadForm,
@@ -470,13 +472,13 @@ def benchmark_upload(request: HttpRequest, pk: int) -> HttpResponse:
     status = 400
     if form.is_valid():
         upload = form.cleaned_data["file"]
-        if upload.size > services.MAX_BENCHMARK_BYTES:
-            limit = services.MAX_BENCHMARK_BYTES // (1024 * 1024)
-            form.add_error(
-                "file",
-                f"{upload.name} is larger than {limit} MiB. Upload the summary file, not the "
-                "traces.",
+        try:
+            upload_check(
+                upload=upload, kind=BENCHMARK_RESULT, max_bytes=services.MAX_BENCHMARK_BYTES
             )
+        except UploadRejectedError as exc:
+            form.add_error("file", exc.message)
+            status = exc.http_status
         else:
             try:
                 benchmark = services.benchmark_upload(
@@ -607,6 +609,8 @@ def _assessment_page(
         "version": assessment.version,
         "model": assessment.version.model,
         "slo_label": SLO_METRICS.get(assessment.slo_metric, assessment.slo_metric),
+        # What apps above the registry attach to it (costs: TCO scenarios).
+        "related": extensions.assessment_related(assessment, user=user),
     }
     if (
         assessment.status == AssessmentStatus.SUBMITTED

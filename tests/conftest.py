@@ -22,9 +22,13 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _fast_settings(settings, tmp_path):
+    from django.core.cache import cache
+
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # Rate-limit counters live in the cache: each test starts with none.
+    cache.clear()
 
 
 @pytest.fixture

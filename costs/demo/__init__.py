@@ -16,6 +16,9 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from costs import chargeback
+from costs.demo.forecasts import seed_forecasts
+from costs.demo.planning import seed_planning
+from costs.demo.retention import seed_retention
 from costs.models import (
     AllocationPolicy,
     CapacityQuota,
@@ -149,6 +152,8 @@ def seed_chargeback(*, months: list[dt.date], finance: User) -> str:
                 day=day,
                 defaults={"gpu_hours": Decimal(80 if month == months[-1] else 60)},
             )
+    # Half a year of the other units' pool usage, the event calendar, and the forecasts.
+    forecast_line = seed_forecasts(finance=finance)
     # Retirement: a dry-run policy over production and canary endpoints; the evaluation
     # finds recsys-canary idle and mails its owner (the policy changes nothing in a cloud).
     retire, _ = RetirementPolicy.objects.get_or_create(
@@ -171,8 +176,12 @@ def seed_chargeback(*, months: list[dt.date], finance: User) -> str:
         chargeback.period_publish(month=months[0], by=finance)
         first = chargeback.period_close(month=months[0], by=finance)
     cases = retire.cases.count()
+    # After the forecasts: plans are pre-filled and commitments sized from them.
+    planning_line = seed_planning()
+    # Old data past the retention policies (not pruned) and a TCO scenario on the assistant.
+    retention_line = seed_retention(finance=finance)
     return (
         f"Chargeback: {months[0]:%Y-%m} published and closed; {months[-1]:%Y-%m} is a draft "
         f"for finance to review, publish and close. Retirement: {cases} idle endpoint case(s) "
-        "open (dry run)."
+        f"open (dry run). {forecast_line} {planning_line} {retention_line}"
     )

@@ -13,12 +13,20 @@ from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 from governance.exceptions import DomainError
+from governance.uploads import TEXT, UploadKind, upload_check
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
+ROWS_CSV = UploadKind(
+    label="CSV of daily rows",
+    extensions={".csv": TEXT},
+    described="a UTF-8 CSV file (.csv)",
+    fix="Save the rows as CSV UTF-8 (one row per line, comma-separated) and upload that file, "
+    "or post them as a JSON list.",
+    too_large="Split it by month and post each month's file.",
+)
 MONTH = RegexValidator(
     r"^(19[7-9]\d|2[01]\d\d)-(0[1-9]|1[0-2])$", "Give the month as YYYY-MM, e.g. 2026-10."
 )
@@ -38,10 +46,7 @@ def rows_posted(request: Request, *, columns: str) -> list | bytes:
         upload = CsvUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         file = upload.validated_data["file"]
-        if file.size > MAX_CSV_BYTES:
-            raise ValidationError(
-                {"file": [f"The file is over {MAX_CSV_BYTES // 2**20} MiB; split it by month."]}
-            )
+        upload_check(upload=file, kind=ROWS_CSV, max_bytes=MAX_CSV_BYTES)
         return file.read()
     raise DomainError(
         f"Send a JSON list of rows ({columns}), or a CSV file in the multipart field file."

@@ -24,7 +24,7 @@ from governance.services.approvals import (
 
 
 class BusinessUnitSerializer(serializers.ModelSerializer):
-    owner = serializers.StringRelatedField()
+    owner = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = BusinessUnit
@@ -86,7 +86,7 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
     requested_by = serializers.CharField(source="requested_by.username", read_only=True)
     policy = serializers.CharField(source="policy.name", read_only=True, allow_null=True)
     gpu_hours = serializers.DecimalField(max_digits=24, decimal_places=2, read_only=True)
-    decision = serializers.PrimaryKeyRelatedField(read_only=True)
+    decision = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     steps = ApprovalStepSerializer(many=True, read_only=True)
     url = serializers.CharField(source="get_absolute_url", read_only=True)
 
@@ -289,7 +289,7 @@ class FreezeLiftInputSerializer(serializers.Serializer):
 
 
 class ServiceLevelObjectiveSerializer(serializers.ModelSerializer):
-    provider = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    provider = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = ServiceLevelObjective

@@ -12,6 +12,19 @@ from costs.api import (
     CostRowViewSet,
     SyncRunViewSet,
 )
+from costs.forecast_api import (
+    BusinessEventViewSet,
+    CostAnomalyViewSet,
+    ForecastExclusionViewSet,
+    ForecastViewSet,
+)
+from costs.planning_api import (
+    CapacityPlanViewSet,
+    CommitmentOfferViewSet,
+    CommitmentRecommendationViewSet,
+    PlanLineViewSet,
+    PlanningCycleViewSet,
+)
 from costs.statement_api import (
     CapacityQuotaViewSet,
     ReconciliationView,
@@ -21,6 +34,9 @@ from costs.statement_api import (
     StatementPublishView,
     StatementUnpublishView,
 )
+from costs.tco_api import TcoCalculateView, TcoScenarioViewSet
+from governance.api.audit import AuditEntryViewSet
+from governance.api.tokens import ApiTokenViewSet
 from governance.api.views import (
     ApprovalRequestViewSet,
     BusinessUnitViewSet,
@@ -56,6 +72,8 @@ router.register("decisions", DecisionViewSet, basename="decision")
 router.register("freezes", DeploymentFreezeViewSet, basename="freeze")
 router.register("slos", ServiceLevelObjectiveViewSet, basename="slo")
 router.register("slo-measurements", SloMeasurementViewSet, basename="slo-measurement")
+router.register("audit", AuditEntryViewSet, basename="audit-entry")
+router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("costs", CostRowViewSet, basename="cost")
 router.register("imports", BillingImportViewSet, basename="import")
 router.register("allocation-rules", AllocationRuleViewSet, basename="allocation-rule")
@@ -75,13 +93,28 @@ router.register("retirement-cases", RetirementCaseViewSet, basename="retirement-
 router.register("retirement-policies", RetirementPolicyViewSet, basename="retirement-policy")
 
 router.register("quotas", CapacityQuotaViewSet, basename="quota")
+router.register("forecasts", ForecastViewSet, basename="forecast")
+router.register("anomalies", CostAnomalyViewSet, basename="anomaly")
+router.register("business-events", BusinessEventViewSet, basename="business-event")
+router.register("forecast-exclusions", ForecastExclusionViewSet, basename="forecast-exclusion")
+router.register("planning-cycles", PlanningCycleViewSet, basename="planning-cycle")
+router.register("capacity-plans", CapacityPlanViewSet, basename="capacity-plan")
+router.register("plan-lines", PlanLineViewSet, basename="plan-line")
+router.register("commitment-offers", CommitmentOfferViewSet, basename="commitment-offer")
+router.register(
+    "commitment-recommendations",
+    CommitmentRecommendationViewSet,
+    basename="commitment-recommendation",
+)
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("postmortems", PostMortemViewSet, basename="postmortem")
 router.register("contributing-factors", ContributingFactorViewSet, basename="contributing-factor")
 router.register("action-items", ActionItemViewSet, basename="action-item")
 router.register("runbooks", RunbookViewSet, basename="runbook")
+router.register("tco-scenarios", TcoScenarioViewSet, basename="tco-scenario")
 
 urlpatterns = [
+    path("tco/calculate/", TcoCalculateView.as_view(), name="tco-calculate"),
     path("chargeback/", ChargebackView.as_view(), name="chargeback"),
     path("statements/", StatementListView.as_view(), name="statement-list"),
     path(

@@ -49,8 +49,16 @@ from governance.filters import (
 )
 from governance.models import ApprovalRequest, ServiceLevelObjective, SloMeasurement
 from governance.services.slos import slos_export, slos_import
+from governance.uploads import TEXT, UploadKind, upload_check
 
 MAX_OPENSLO_BYTES = 1024 * 1024
+OPENSLO_FILE = UploadKind(
+    label="OpenSLO file",
+    extensions={".yaml": TEXT, ".yml": TEXT},
+    described="OpenSLO v1 YAML (.yaml, .yml)",
+    fix="Upload the SLO definitions as UTF-8 YAML, as GET /api/v1/slos/openslo/ gives them.",
+    too_large="An OpenSLO file over 1 MB is not a set of SLOs: split it.",
+)
 
 
 class BusinessUnitViewSet(viewsets.ReadOnlyModelViewSet):
@@ -268,13 +276,15 @@ class ServiceLevelObjectiveViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="Create or update SLOs from an OpenSLO v1 YAML file, all or none",
         request={"multipart/form-data": OpenSloImportSerializer},
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT},
     )
     @openslo.mapping.post
     def openslo_import(self, request: Request) -> Response:
         serializer = OpenSloImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        raw = serializer.validated_data["file"].read(MAX_OPENSLO_BYTES + 1)
+        upload = serializer.validated_data["file"]
+        upload_check(upload=upload, kind=OPENSLO_FILE, max_bytes=MAX_OPENSLO_BYTES)
+        raw = upload.read(MAX_OPENSLO_BYTES + 1)
         if len(raw) > MAX_OPENSLO_BYTES:
             raise ValidationError({"file": ["An OpenSLO file over 1 MiB is not a set of SLOs."]})
         try:
@@ -325,7 +335,12 @@ class SloMeasurementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             "application/json": SloMeasurementInputSerializer(many=True),
             "multipart/form-data": CsvUploadSerializer,
         },
-        responses={200: RowsStoredSerializer, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
+        responses={
+            200: RowsStoredSerializer,
+            400: OpenApiTypes.OBJECT,
+            403: OpenApiTypes.OBJECT,
+            413: OpenApiTypes.OBJECT,
+        },
     )
     def create(self, request: Request) -> Response:
         posted = rows_posted(request, columns="slo, day, value[, good, total]")

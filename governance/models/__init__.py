@@ -9,6 +9,7 @@ from governance.models.approvals import (
     ApprovalVote,
     PolicyStep,
 )
+from governance.models.audit import AuditEntry, MailCount, MailOutcome
 from governance.models.boards import (
     BoardMembership,
     BoardVote,
@@ -19,24 +20,30 @@ from governance.models.boards import (
 )
 from governance.models.decisions import Decision, DeploymentFreeze
 from governance.models.organisation import BusinessUnit, RoleAssignment, User
+from governance.models.tokens import ApiToken, TokenScope
 
 __all__ = [
+    "ApiToken",
     "ApprovalEvent",
     "ApprovalLink",
     "ApprovalPolicy",
     "ApprovalRequest",
     "ApprovalStep",
     "ApprovalVote",
+    "AuditEntry",
     "BoardMembership",
     "BoardVote",
     "BusinessUnit",
     "CapacityConflict",
     "Decision",
     "DeploymentFreeze",
+    "MailCount",
+    "MailOutcome",
     "PolicyStep",
     "ReviewBoard",
     "RoleAssignment",
     "ServiceLevelObjective",
     "SloMeasurement",
+    "TokenScope",
     "User",
 ]

@@ -1,8 +1,8 @@
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from costs.models import AllocationRule, BillingImport
+from governance.tokens import api_token_create
 from tests.factories import focus_line, write_focus
 
 
@@ -12,8 +12,8 @@ def api():
 
 
 def as_user(api, user):
-    token, _ = Token.objects.get_or_create(user=user)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = api_token_create(user=user, name="tests", scope="write", days=730, by=user)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return api
 
 

@@ -9,13 +9,13 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from costs import services
 from costs.models import Budget
 from governance.selectors import freezes_in_force
 from governance.services import freeze_start
+from governance.tokens import api_token_authenticate, api_token_create
 from tests.costs.test_budgets import ads, bill, budget_for, research, setup_units
 from tests.factories import PASSWORD, BusinessUnitFactory
 
@@ -57,8 +57,9 @@ def signed_in(client):
 def api():
     def as_user(user):
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _, key = api_token_create(user=user, name="tests", scope="write", days=730, by=user)
+        api_token_authenticate(key=key)  # its first use is recorded outside the counted requests
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         return client
 
     return as_user
@@ -312,7 +313,7 @@ def test_the_budget_list_has_no_n_plus_one(signed_in, november):
     few = queries()
     _more_budgets(november, 6)
     assert queries() == few
-    assert few <= 12
+    assert few <= 13  # one of them reads the units' cost forecasts for the month-end projection
 
 
 # --- API --------------------------------------------------------------------------------------

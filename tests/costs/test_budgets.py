@@ -559,7 +559,8 @@ def test_evaluation_reads_spend_in_the_same_queries_however_many_budgets(
             tag_key="env",
             tag_value=f"e{n}",
         )
-    assert count() == few == 4
+    # Budgets, spend, tag sets, the forecasts' remaining days (whole-unit billed budgets), alerts.
+    assert count() == few == 5
 
 
 def test_evaluate_budgets_command_reports_what_it_did(units, tmp_path, late_november, capsys):

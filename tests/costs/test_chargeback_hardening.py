@@ -6,7 +6,6 @@ from decimal import Decimal as D
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from costs import chargeback
@@ -14,6 +13,7 @@ from costs.models import AllocationPolicy, SharedPool, SharedPoolShare, SlaPenal
 from costs.penalties import BandError, bands_parse
 from costs.selectors import month_parse
 from governance.models import ServiceLevelObjective
+from governance.tokens import api_token_create
 from tests.costs.conftest import OCT, import_file
 from tests.factories import UserFactory, focus_line
 
@@ -22,8 +22,8 @@ NOV = dt.date(2026, 11, 1)
 
 def api_as(user) -> APIClient:
     api = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = api_token_create(user=user, name="tests", scope="write", days=730, by=user)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return api
 
 

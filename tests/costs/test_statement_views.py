@@ -6,10 +6,10 @@ from decimal import Decimal as D
 
 import pytest
 from openpyxl import load_workbook
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from costs.models import CapacityQuota, PeriodStatus
+from governance.tokens import api_token_create
 from registry.models import CapacityPool, Endpoint, HardwareProfile
 from tests.costs.conftest import CHECKOUT
 from tests.factories import PASSWORD, BusinessUnitFactory, UserFactory, focus_line, write_focus
@@ -33,8 +33,8 @@ def signed_in(client):
 
 def api_as(user) -> APIClient:
     api = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = api_token_create(user=user, name="tests", scope="write", days=730, by=user)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return api
 
 

@@ -66,8 +66,10 @@ def page(chromium):
 
 @contextlib.contextmanager
 def celery_worker(extra_env: dict[str, str] | None = None):
-    """A real Celery worker on its own queue, over Redis, on the test's PostgreSQL database."""
+    """A real Celery worker on its own queues (default and bulk), over Redis, on the test's
+    PostgreSQL database."""
     from django.db import connection
+    from django.test import override_settings
 
     from governance.celery import app as celery_app
 
@@ -75,14 +77,18 @@ def celery_worker(extra_env: dict[str, str] | None = None):
     if not broker or connection.vendor != "postgresql":
         missing("PostgreSQL (DATABASE_URL) and Redis (CELERY_BROKER_URL)")
     db = connection.settings_dict
+    queue = f"capgov-test-{os.getpid()}"
+    bulk_queue = f"{queue}-bulk"
     env = {
         **os.environ,
         # The worker must see the test database, not the developer's.
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        # Tasks the worker enqueues itself go to these queues too.
+        "CAPGOV_DEFAULT_QUEUE": queue,
+        "CAPGOV_BULK_QUEUE": bulk_queue,
         **(extra_env or {}),
     }
-    queue = f"capgov-test-{os.getpid()}"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -96,7 +102,7 @@ def celery_worker(extra_env: dict[str, str] | None = None):
             "--without-mingle",
             "--without-heartbeat",
             "-Q",
-            queue,
+            f"{queue},{bulk_queue}",
             "--loglevel=WARNING",
         ],
         cwd=ROOT,
@@ -106,6 +112,9 @@ def celery_worker(extra_env: dict[str, str] | None = None):
     )
     celery_app.conf.task_always_eager = False
     celery_app.conf.task_default_queue = queue
+    # Imports and syncs are routed to the bulk queue (governance.celery.task_route).
+    bulk_routing = override_settings(CAPGOV_BULK_QUEUE=bulk_queue)
+    bulk_routing.enable()
     try:
         deadline = time.monotonic() + 30
         while not celery_app.control.ping(timeout=0.5):
@@ -114,6 +123,7 @@ def celery_worker(extra_env: dict[str, str] | None = None):
                 pytest.fail(f"Celery worker did not start:\n{output}")
         yield process
     finally:
+        bulk_routing.disable()
         celery_app.conf.task_always_eager = True
         celery_app.conf.task_default_queue = "celery"
         process.terminate()

@@ -11,7 +11,6 @@ from urllib.parse import quote
 import pytest
 from django.core import mail, signing
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from governance import emails, links, services
@@ -31,6 +30,7 @@ from governance.selectors import (
     freezes_in_force,
 )
 from governance.services.approvals import SignInRequiredError
+from governance.tokens import api_token_create
 from tests.factories import PASSWORD, UserFactory
 from tests.governance.test_approvals import (
     NOW,
@@ -88,8 +88,8 @@ def latest_token(user, action: str = "approve") -> str:
 
 def api(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = api_token_create(user=user, name="tests", scope="write", days=730, by=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from governance.exceptions import DomainError, PermissionDeniedError
 from governance.models import User
+from governance.tokens import api_token_create
 from incidents import services
 from incidents.models import (
     ActionItem,
@@ -31,8 +31,8 @@ ACTIONS = "/api/v1/action-items/"
 def api(user: User | None = None) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _, key = api_token_create(user=user, name="tests", scope="write", days=730, by=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

@@ -15,7 +15,7 @@ from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from costs.models import BillingImport, CostRow, TagSet
+from costs.models import BillingImport, CostAnomaly, CostRow, Forecast, ForecastExclusion, TagSet
 from governance.choices import Role
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import ApprovalRequest, BusinessUnit, Decision, DeploymentFreeze, User
@@ -598,37 +598,6 @@ def test_factor_list_queries_do_not_grow(world):
 # --- cost anomalies ----------------------------------------------------------------------------
 
 
-def test_anomaly_rule_flags_a_spike_and_not_normal_days():
-    start = dt.date(2026, 9, 10)
-    noise = ["100", "104", "97", "101", "99", "103", "98", "102", "100", "96", "105", "99"]
-    daily = {start + dt.timedelta(days=i): D(noise[i % len(noise)]) for i in range(28)}
-    spike = start + dt.timedelta(days=20)
-    daily[spike] = D("240")
-    days = sorted(daily)[14:]
-    found = suggestions.spend_anomalies(daily, days)
-    assert [a.day for a in found] == [spike]
-    assert found[0].baseline_days == 14
-    assert found[0].ratio > D("2.3")
-
-    # Above 3 sigma of a flat baseline but under +20 %: not an anomaly.
-    flat = {start + dt.timedelta(days=i): D("100") for i in range(15)}
-    flat[start + dt.timedelta(days=14)] = D("115")
-    assert suggestions.spend_anomalies(flat, [start + dt.timedelta(days=14)]) == []
-    flat[start + dt.timedelta(days=14)] = D("121")
-    assert len(suggestions.spend_anomalies(flat, [start + dt.timedelta(days=14)])) == 1
-
-    # Too little history to judge, and days without spend are unknown, not zero.
-    sparse = {start + dt.timedelta(days=i): D("100") for i in range(0, 14, 3)}
-    sparse[start + dt.timedelta(days=14)] = D("900")
-    assert suggestions.spend_anomalies(sparse, [start + dt.timedelta(days=14)]) == []
-
-    # A spike lasting two days is flagged on both.
-    long = {start + dt.timedelta(days=i): D(noise[i % len(noise)]) for i in range(20)}
-    long[start + dt.timedelta(days=15)] = D("300")
-    long[start + dt.timedelta(days=16)] = D("310")
-    assert len(suggestions.spend_anomalies(long, sorted(long)[15:17])) == 2
-
-
 @pytest.fixture
 def bill(db):
     imported = BillingImport.objects.create(file_name="bill.csv", file_path="bill.csv")
@@ -649,33 +618,96 @@ def bill(db):
     return add
 
 
-def test_cost_anomaly_of_the_affected_unit_is_suggested(world, bill):
-    noise = ["100", "104", "97", "101", "99", "103", "98", "102", "100", "96", "105", "99"]
-    day0 = T.date() - dt.timedelta(days=35)
-    for i in range(36):
-        day = day0 + dt.timedelta(days=i)
-        bill(world.org.research, day, noise[i % len(noise)])
-        bill(world.org.ads, day, "50")
-    spike = dt.date(2026, 10, 5)
-    CostRow.objects.filter(usage_date=spike, tag_set__business_unit=world.org.research).update(
-        billed_cost=D("240")
+def _anomaly(forecast: Forecast, day: dt.date, actual: str, *, upper: str = "130") -> CostAnomaly:
+    return CostAnomaly.objects.create(
+        forecast=forecast, day=day, actual=D(actual), expected=D("100"), lower=D("70"),
+        upper=D(upper), size=D(actual) - D(upper), direction="above", detected_at=NOW,
+    )  # fmt: skip
+
+
+def _forecast(**subject) -> Forecast:
+    kind = next(iter(subject)).replace("business_unit", "unit")
+    measure = subject.pop("measure", "cost")
+    return Forecast.objects.create(
+        kind=kind, measure=measure, currency="USD" if measure == "cost" else "",
+        generated_at=NOW, **subject,
+    )  # fmt: skip
+
+
+def test_recorded_cost_anomalies_of_what_the_incident_touched_are_suggested(world):
+    res = _forecast(business_unit=world.org.research)
+    ads = _forecast(business_unit=world.org.ads)
+    endpoint = _forecast(endpoint=world.endpoint, measure="gpu_hours")
+    pool = _forecast(pool=world.pool)  # the pool is not affected
+    spike = _anomaly(res, dt.date(2026, 10, 5), "240")
+    busy = _anomaly(endpoint, dt.date(2026, 10, 6), "192", upper="96")
+    _anomaly(ads, dt.date(2026, 10, 5), "900")  # another unit's: not suggested
+    _anomaly(pool, dt.date(2026, 10, 5), "900")
+    _anomaly(res, dt.date(2026, 9, 1), "500")  # before the window
+
+    anomalies = {f.subject: f for f in _factors(world).values() if f.kind == "cost_anomaly"}
+    assert set(anomalies) == {spike, busy}
+    factor = anomalies[spike]
+    assert factor.summary == (
+        "RES — Research spent 240.00 USD on 2026-10-05, above its forecast (expected 100.00 "
+        "USD, up to 130.00 USD): 110.00 USD over"
     )
-    CostRow.objects.filter(usage_date=spike, tag_set__business_unit=world.org.ads).update(
-        billed_cost=D("900")
-    )  # not affected: not suggested
-    anomalies = [f for f in _factors(world).values() if f.kind == "cost_anomaly"]
-    assert len(anomalies) == 1
-    factor = anomalies[0]
-    assert factor.subject is None
-    assert factor.summary.startswith(
-        f"Research spent 240.00 USD on 2026-10-05, 2.4 {TIMES} its usual"
-    )
+    assert factor.occurred_at == dt.datetime(2026, 10, 5, tzinfo=dt.UTC)
     assert factor.detail["business_unit"] == "RES"
-    assert factor.detail["cost"] == "240.00"
-    # Refreshing again finds the same day, not a second one.
+    assert factor.detail["forecast_id"] == res.pk
+    assert factor.detail["size"] == "110.0000000000"
+    assert factor.subject_url == f"/costs/forecasts/{res.pk}/#anomaly-{spike.pk}"
+    assert anomalies[busy].summary.startswith(
+        "ranker-prod used 192 GPU-hours on 2026-10-06, above its forecast"
+    )
+    # Refreshing again finds the same anomaly, and an accepted one stays accepted.
     suggestions.factor_accept(factor=factor, by=world.author, note="The batch job.")
     again = [f for f in _factors(world).values() if f.kind == "cost_anomaly"]
-    assert [(f.pk, f.status) for f in again] == [(factor.pk, FactorStatus.ACCEPTED)]
+    assert sorted((f.pk, f.status) for f in again) == sorted(
+        [(factor.pk, FactorStatus.ACCEPTED), (anomalies[busy].pk, FactorStatus.SUGGESTED)]
+    )
+    # Another unit's people do not read Research's spend; its own people do.
+    assert not [
+        f for f in suggestions.factor_list(world.postmortem, world.stranger)
+        if f.kind == "cost_anomaly"
+    ]  # fmt: skip
+    readable = suggestions.factor_list(world.postmortem, world.author)
+    assert len([f for f in readable if f.kind == "cost_anomaly"]) == 2
+    visible = ContributingFactor.objects.filter(suggestions.factors_visible_q(world.stranger))
+    assert not visible.filter(kind="cost_anomaly").exists()
+
+
+def test_the_incident_page_leaves_its_days_out_of_forecasts(world):
+    url = reverse("incidents:incident-forecast-exclude", args=[world.incident.pk])
+    assert signed_in(world.stranger).post(url).status_code == 403
+    client = signed_in(world.author)  # the commander
+    page = client.get(world.incident.get_absolute_url()).content.decode()
+    assert "Leave these days out of forecasts" in page
+
+    response = client.post(url)
+    assert response.status_code == 302
+    rows = ForecastExclusion.objects.order_by("pk")
+    # The endpoint and its unit, over the incident's days (started 8 Oct, unresolved: to today).
+    assert {(r.business_unit, r.endpoint) for r in rows} == {
+        (world.org.research, None),
+        (None, world.endpoint),
+    }
+    assert {(r.starts_on, r.ends_on) for r in rows} == {
+        (dt.date(2026, 10, 8), dt.date(2026, 10, 10))
+    }
+    assert {r.source for r in rows} == {f"incident:{world.incident.pk}"}
+    assert all(r.created_by == world.author for r in rows)
+    client.post(url)
+    assert ForecastExclusion.objects.count() == 2  # the same span is stored once
+    page = client.get(world.incident.get_absolute_url()).content.decode()
+    assert "Left out of the forecasts of RES (08 Oct to 10 Oct 2026)" in page
+
+    nothing = Incident.objects.create(
+        title="Unscoped", severity="sev3", incident_type="latency", commander=world.author,
+        created_by=world.author, started_at=T,
+    )  # fmt: skip
+    with pytest.raises(DomainError, match="names no business unit"):
+        suggestions.incident_forecast_exclude(incident=nothing, by=world.author)
 
 
 # --- the incident's cost ---------------------------------------------------------------------

@@ -230,7 +230,7 @@ def test_api_upload_size_checked_before_reading(registry, monkeypatch):
         },
         format="multipart",
     )
-    assert response.status_code == 400
+    assert response.status_code == 413
     assert "larger than" in response.json()["detail"]
 
 

@@ -1,0 +1,207 @@
+"""Month sums cached under a stamp of what they depend on: the same numbers, read once, and
+never stale after an import, a replaced or deleted import, or a rule change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from costs import selectors, services
+from costs.models import Budget, CostRow
+from tests.costs.conftest import OCT, import_file
+from tests.factories import focus_line
+
+NOV = dt.date(2026, 11, 1)
+
+
+@pytest.fixture
+def cached(settings):
+    settings.CAPGOV_COST_CACHE_SECONDS = 900
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def amounts(user=None, month=OCT) -> dict[str, D]:
+    usd = selectors.chargeback_get(user=user, month=month).currencies["USD"]
+    return {line.code: line.amount for line in usd.lines}
+
+
+def cost_queries(read) -> int:
+    """Queries that read cost rows (the stamps read only imports, rules and tag sets)."""
+    with CaptureQueriesContext(connection) as ctx:
+        read()
+    return sum('FROM "costs_costrow"' in q["sql"] for q in ctx.captured_queries)
+
+
+def test_cached_sums_equal_the_live_ones(october, settings, cached):
+    months = [OCT]
+    live = {}
+    settings.CAPGOV_COST_CACHE_SECONDS = 0
+    for user in (None, october.researcher):
+        live[user] = (
+            selectors.chargeback_get(user=user, month=OCT).as_dict(),
+            selectors.chargeback_months(user=user),
+            selectors.monthly_by_unit(user=user, months=months),
+            selectors.chargeback_daily(user=user, month=OCT),
+        )
+    settings.CAPGOV_COST_CACHE_SECONDS = 900
+    for _ in range(2):  # the first fills the cache, the second reads it
+        for user in (None, october.researcher):
+            assert live[user] == (
+                selectors.chargeback_get(user=user, month=OCT).as_dict(),
+                selectors.chargeback_months(user=user),
+                selectors.monthly_by_unit(user=user, months=months),
+                selectors.chargeback_daily(user=user, month=OCT),
+            )
+
+
+def test_the_second_read_does_not_add_up_the_rows_again(october, cached):
+    assert cost_queries(lambda: selectors.chargeback_get(user=None, month=OCT)) == 1
+    assert cost_queries(lambda: selectors.chargeback_get(user=None, month=OCT)) == 0
+    assert cost_queries(lambda: selectors.monthly_by_unit(user=None, months=[OCT])) == 0
+
+
+def test_an_import_of_the_month_shows_at_once(october, cached, tmp_path):
+    assert amounts()["RES"] == D("3.75")
+    import_file(
+        tmp_path / "october-more.csv",
+        [focus_line(cost="5.00", tags={"team": "research"}, account="999988887777")],
+    )
+    assert amounts()["RES"] == D("8.75")
+
+
+def test_a_replaced_and_a_deleted_import_show_at_once(october, cached, tmp_path):
+    lines = [focus_line(cost="5.00", tags={"team": "research"}, account="999988887777")]
+    first = import_file(tmp_path / "a.csv", lines)
+    assert amounts()["RES"] == D("8.75")
+    lines = [focus_line(cost="7.00", tags={"team": "research"}, account="999988887777")]
+    second = import_file(tmp_path / "b.csv", lines)
+    assert amounts()["RES"] == D("10.75"), "the re-import replaced the first one's rows"
+    services.billing_import_delete(billing_import=second)
+    assert not CostRow.objects.filter(billing_import=first).exists()
+    assert amounts()["RES"] == D("3.75")
+
+
+def test_a_rule_change_re_attributes_at_once(october, cached):
+    assert amounts()["UNALLOCATED"] == D("2.00")
+    services.allocation_rule_save(
+        business_unit=october.research, tag_key="team", tag_values=["mystery"], priority=5
+    )
+    assert amounts()["RES"] == D("5.75")
+    assert "UNALLOCATED" not in amounts()
+
+
+def test_another_months_import_leaves_this_month_cached(october, cached, tmp_path):
+    selectors.chargeback_get(user=None, month=OCT)
+    import_file(
+        tmp_path / "november.csv",
+        [focus_line(cost="4.00", tags={"team": "research"}, day="2026-11-03", period="2026-11-01")],
+    )
+    assert cost_queries(lambda: selectors.chargeback_get(user=None, month=OCT)) == 0
+    assert amounts(month=NOV) == {"RES": D("4.00")}
+    assert selectors.chargeback_months(user=None) == [NOV, OCT]
+
+
+def test_a_cache_that_does_not_answer_costs_speed_not_the_page(october, cached, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    for name in ("get", "set", "get_many", "set_many"):
+        monkeypatch.setattr(cache, name, down)
+    assert amounts() == {"ADS": D("10.01"), "RES": D("3.75"), "UNALLOCATED": D("2.00")}
+    assert selectors.monthly_by_unit(user=None, months=[OCT])["USD"]["RES"] == {OCT: D("3.75")}
+
+
+def test_budget_spend_is_cached_and_follows_imports(october, cached, tmp_path):
+    budget = Budget.objects.create(
+        name="Research", business_unit=october.research, amount=D(100), currency="USD"
+    )
+    with time_machine.travel(dt.datetime(2026, 10, 20, tzinfo=dt.UTC), tick=False):
+        assert selectors.budget_spend(budgets=[budget], month=OCT)[budget.pk].spend == D("3.75")
+        assert cost_queries(lambda: selectors.budget_spend(budgets=[budget], month=OCT)) == 0
+        import_file(
+            tmp_path / "more.csv",
+            [focus_line(cost="1.00", tags={"team": "research"}, account="999988887777")],
+        )
+        assert selectors.budget_spend(budgets=[budget], month=OCT)[budget.pk].spend == D("4.75")
+
+
+def test_charts_of_equal_sums_are_built_once(cached):
+    built = []
+    series = {"RES": {OCT: D("1.00")}}
+
+    def build():
+        built.append(1)
+        return {"data": []}
+
+    for _ in range(2):
+        assert selectors.cost_series_cached("figure", series, build, "USD") == {"data": []}
+    selectors.cost_series_cached("figure", {"RES": {OCT: D("2.00")}}, build, "USD")
+    assert len(built) == 2
+
+
+def test_the_cost_row_count_is_cached_and_follows_imports(october, cached, tmp_path):
+    rows = selectors.cost_row_list(user=None)
+    assert rows.count() == 4
+    assert cost_queries(lambda: selectors.cost_row_list(user=None).count()) == 0
+    assert selectors.cost_row_list(user=october.researcher).count() == 2
+    import_file(
+        tmp_path / "more.csv",
+        [focus_line(cost="1.00", tags={"team": "research"}, account="999988887777")],
+    )
+    assert selectors.cost_row_list(user=None).count() == 5
+    assert selectors.cost_row_list(user=october.researcher).count() == 3
+    assert selectors.cost_row_list(user=None).none().count() == 0
+
+
+def test_month_totals_and_month_keyed_results_follow_imports(october, cached, tmp_path):
+    assert selectors.cost_month_totals(month=OCT) == {"USD": D("15.755")}
+    seen = []
+
+    def compute():
+        seen.append(1)
+        return len(seen)
+
+    assert selectors.cost_months_cached(("thing",), [OCT], compute) == 1
+    assert selectors.cost_months_cached(("thing",), [OCT], compute) == 1
+    import_file(
+        tmp_path / "more.csv",
+        [focus_line(cost="1.00", tags={"team": "research"}, account="999988887777")],
+    )
+    assert selectors.cost_month_totals(month=OCT) == {"USD": D("16.755")}
+    assert selectors.cost_months_cached(("thing",), [OCT], compute) == 2
+
+
+def test_an_import_sums_its_months_into_the_cache_for_the_first_visitor(
+    october, cached, tmp_path, django_capture_on_commit_callbacks
+):
+    Budget.objects.create(
+        name="Research", business_unit=october.research, amount=D(100), currency="USD"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        import_file(
+            tmp_path / "more.csv",
+            [focus_line(cost="1.00", tags={"team": "research"}, account="999988887777")],
+        )
+
+    def first_visit():
+        selectors.chargeback_months(user=None)
+        selectors.chargeback_get(user=None, month=OCT)
+        selectors.chargeback_daily(user=None, month=OCT)
+        budgets = list(selectors.budget_active_list(month=OCT))
+        selectors.budget_spend(budgets=budgets, month=OCT)
+
+    assert cost_queries(first_visit) == 0
+    assert amounts()["RES"] == D("4.75")
+
+
+def test_nothing_is_warmed_when_the_sums_are_not_cached(october, settings):
+    settings.CAPGOV_COST_CACHE_SECONDS = 0
+    assert selectors.cost_cache_warm(months=[OCT]) == 0
