@@ -187,7 +187,7 @@ TEMPLATES = [
 VAR_DIR = Path(env_str("CAPGOV_VAR_DIR", str(BASE_DIR / "var")))
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'capgov.sqlite3'}"),
+        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'capgov.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
         # A kept connection is checked before a request reuses it: after a database restart
         # the first request of each process reconnects instead of failing with a 500.

@@ -19,8 +19,6 @@ import pytest
 
 from costs import services as cost_services
 from costs.models import BillingImport, ImportStatus
-from tests.e2e.conftest import chromium, page  # noqa: F401 - fixtures for the browser tests
-from tests.factories import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIRS = [ROOT / "templates", *ROOT.glob("*/templates")]
@@ -281,78 +279,3 @@ def test_production_sends_hsts_and_secure_cookies(tmp_path):
         "SESSION_COOKIE_HTTPONLY": True,
         "DEBUG": False,
     }
-
-
-# --- In Chromium: the pages work under the policy -----------------------------------------
-
-
-def sign_in(page, live_server, username: str) -> list[str]:  # noqa: F811 - the fixture's name
-    """Sign in; returns the list that collects CSP violations and script errors."""
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
-    return problems
-
-
-@pytest.mark.e2e
-def test_swagger_ui_loads_under_the_policy(page, live_server, transactional_db, abc):  # noqa: F811
-    problems = sign_in(page, live_server, abc["finance"].username)
-    page.goto(f"{live_server.url}/api/docs/")
-    page.locator(".swagger-ui .info .title").filter(has_text="Capgov API").wait_for()
-    # Swagger UI fetched the schema and drew its first operations (the rest as one scrolls).
-    page.locator(".opblock-summary-path[data-path^='/api/v1/']").first.wait_for()
-    assert problems == []
-
-
-@pytest.mark.e2e
-def test_chargeback_charts_and_toggles_work_under_the_policy(
-    page,  # noqa: F811
-    live_server,
-    transactional_db,
-    abc,
-):
-    problems = sign_in(page, live_server, abc["finance"].username)
-    page.goto(f"{live_server.url}/costs/chargeback/?month=2026-10")
-    page.locator(".chart .main-svg").first.wait_for()  # plotly.js drew the daily chart
-    toggle = page.locator("[data-toggle-unit]").first
-    assert toggle.get_attribute("aria-expanded") == "false"  # chargeback.js folded the units
-    toggle.click()
-    assert toggle.get_attribute("aria-expanded") == "true"
-    page.locator("#basis").select_option("effective")  # capgov.js submits the month picker
-    page.wait_for_url("**basis=effective**")
-    assert problems == []
-
-
-@pytest.mark.e2e
-def test_deleting_a_budget_asks_first_under_the_policy(
-    page,  # noqa: F811
-    live_server,
-    transactional_db,
-    abc,
-):
-    budget = cost_services.budget_save(
-        name="GPU", business_unit=abc["A"], amount=Decimal("1000"), currency="USD"
-    )
-    problems = sign_in(page, live_server, abc["finance"].username)
-    questions: list[str] = []
-
-    def answer(dialog):
-        questions.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", answer)
-    page.goto(f"{live_server.url}/costs/budgets/{budget.pk}/edit/")
-    page.get_by_role("button", name="Delete budget").click()
-    assert questions == ["Delete budget GPU and its alert history?"]
-    assert page.url.endswith(f"/costs/budgets/{budget.pk}/edit/")  # dismissed: still there
-    assert json.dumps(problems) == "[]"
