@@ -17,12 +17,13 @@ class IsAuditReader(BasePermission):
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    ip = serializers.IPAddressField(source="remote_addr", read_only=True)
+    # Empty for work Capgov did itself (a task, a rule), outside a request, or in no unit.
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    ip = serializers.IPAddressField(source="remote_addr", read_only=True, allow_null=True)
     model = serializers.SerializerMethodField()
     action = serializers.CharField(source="get_action_display", read_only=True)
-    business_unit = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    request_id = serializers.CharField(source="cid", read_only=True)
+    business_unit = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    request_id = serializers.CharField(source="cid", read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEntry

@@ -24,7 +24,7 @@ from tests.proof.conftest import SESSION_HEADER, SUMMARY, session_key
 # A few derandomized examples per operation keep `make test` fast and repeatable: valid
 # requests, then invalid ones (which must be refused with a 4xx, never a 500).
 # CAPGOV_PROOF_EXAMPLES=50 digs deeper by hand.
-EXAMPLES = int(os.environ.get("CAPGOV_PROOF_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("CAPGOV_PROOF_EXAMPLES", "5"))
 MODES = {GenerationMode.POSITIVE: EXAMPLES, GenerationMode.NEGATIVE: max(1, EXAMPLES // 2)}
 CHECKS = [not_a_server_error, response_schema_conformance]
 
