@@ -42,7 +42,8 @@ from costs.models import (
     StatementLine,
     TagSet,
 )
-from costs.selectors import basis_field
+from costs.selectors import basis_field, cost_month_totals
+from governance.celery import enqueue
 from governance.emails import absolute_url, subject_clean
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import BusinessUnit, SloMeasurement, User
@@ -691,7 +692,7 @@ def period_publish(*, month: dt.date, by: User | None) -> ChargebackPeriod:
 def _notify_later(period_id: int) -> None:
     from costs.tasks import statements_notify_task
 
-    statements_notify_task.delay(period_id)
+    enqueue(statements_notify_task, period_id)
 
 
 @transaction.atomic
@@ -848,11 +849,8 @@ def reconciliation(
     if result is None or not result.complete:
         result = statements_get(user=None, month=month)
     bill = {
-        row["currency"]: money_round(row["amount"] or ZERO, row["currency"])
-        for row in CostRow.objects.filter(billing_period=month)
-        .values("currency")
-        .annotate(amount=Sum(basis_field(result.basis)))
-        .order_by()
+        currency: money_round(total, currency)
+        for currency, total in cost_month_totals(month=month, basis=result.basis).items()
     }
     return [
         Reconciliation(

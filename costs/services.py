@@ -39,8 +39,10 @@ from costs.models import (
     BudgetBasis,
     CostRow,
     ImportStatus,
+    Measure,
     TagSet,
 )
+from governance.celery import enqueue
 from governance.choices import FreezeOrigin
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import BusinessUnit, DeploymentFreeze, User
@@ -143,7 +145,7 @@ WAITING_FOR_QUEUE = "waiting for the task queue; it starts once the queue is bac
 def _import_send(billing_import_id: int) -> bool:
     """Hand a queued import to a worker. With the broker down the upload still succeeds: the
     import stays queued, says so, and ``billing_imports_recover`` sends it once it is back."""
-    from costs.tasks import billing_import_run_task, enqueue
+    from costs.tasks import billing_import_run_task
 
     sent = enqueue(billing_import_run_task, billing_import_id)
     BillingImport.objects.filter(pk=billing_import_id, status=ImportStatus.QUEUED).update(
@@ -246,9 +248,25 @@ def billing_import_run(
         rows_stored,
         billing_import.file_name,
     )
+    _statistics_refresh(rows_stored)
     _budgets_evaluate_after_import(billing_import)
     _cost_cache_warm_after_import(billing_import)
     return billing_import
+
+
+# Rows an import stores before PostgreSQL is asked to look at the table again at once.
+ANALYZE_AFTER_ROWS = 50_000
+
+
+def _statistics_refresh(rows_stored: int) -> None:
+    """Refresh PostgreSQL's planner statistics after a big import. Until autovacuum's next
+    analyze (which waits for a tenth of the table to change, or is off), a new month's rows
+    look like none to the planner, and the pages that read that month get plans made for a
+    handful of rows: nested loops over millions."""
+    if connection.vendor != "postgresql" or rows_stored < ANALYZE_AFTER_ROWS:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE costs_costrow, costs_tagset")
 
 
 def _cost_cache_warm_after_import(billing_import: BillingImport) -> None:
@@ -256,7 +274,7 @@ def _cost_cache_warm_after_import(billing_import: BillingImport) -> None:
     first visitor of the dashboard does not wait for it (when the sums are cached at all)."""
     if settings.CAPGOV_COST_CACHE_SECONDS <= 0 or not billing_import.billing_periods:
         return
-    from costs.tasks import cost_cache_warm_task, enqueue
+    from costs.tasks import cost_cache_warm_task
 
     transaction.on_commit(
         partial(enqueue, cost_cache_warm_task, list(billing_import.billing_periods))
@@ -838,7 +856,7 @@ def _budget_alerts_record(
 def _budget_alerts_send(alert_ids: list[int]) -> bool:
     """Queue the alert mails; if the broker is down they stay unsent, and
     ``budget_alerts_resend`` queues them once it is back."""
-    from costs.tasks import budget_alerts_notify_task, enqueue
+    from costs.tasks import budget_alerts_notify_task
 
     return enqueue(budget_alerts_notify_task, alert_ids)
 
@@ -994,10 +1012,9 @@ def _budgets_evaluate_after_import(billing_import: BillingImport) -> None:
     """
     months = set(billing_import.billing_periods) & _recent_months()
     if months:
-        from costs.models import Measure
         from costs.tasks import forecasts_refresh_task
 
-        transaction.on_commit(partial(forecasts_refresh_task.delay, [Measure.COST]))
+        transaction.on_commit(partial(enqueue, forecasts_refresh_task, [Measure.COST]))
     _budgets_evaluate_on_commit(months)
 
 
@@ -1010,7 +1027,7 @@ def _recent_months() -> set[str]:
 def _budgets_evaluate_on_commit(months: set[str]) -> None:
     """Check the budgets of these months (``YYYY-MM``) once the transaction commits. With the
     broker down the check is skipped: the daily ``budgets-evaluate`` run catches up."""
-    from costs.tasks import budgets_evaluate_task, enqueue
+    from costs.tasks import budgets_evaluate_task
 
     for month in sorted(months):
         transaction.on_commit(partial(enqueue, budgets_evaluate_task, month))

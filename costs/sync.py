@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from costs.models import CloudAccount, SyncKind, SyncRun, SyncStatus
+from governance.celery import enqueue
 from governance.choices import Role
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import User
@@ -193,7 +194,7 @@ WAITING_FOR_QUEUE = "Waiting for the task queue (unreachable); the run starts on
 def _run_send(run_id: int) -> bool:
     """Hand a queued run to a worker; with the broker down the run stays queued and says so,
     and ``sync_runs_recover`` sends it once the broker is back."""
-    from costs.tasks import enqueue, sync_run_task  # the task module imports this one
+    from costs.tasks import sync_run_task  # the task module imports this one
 
     sent = enqueue(sync_run_task, run_id)
     queued = SyncRun.objects.filter(pk=run_id, status=SyncStatus.QUEUED)

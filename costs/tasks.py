@@ -3,33 +3,15 @@
 import logging
 from smtplib import SMTPException
 
-from celery import Task, shared_task
+from celery import shared_task
 from celery.signals import worker_ready
-from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from costs import chargeback, selectors, services, sync
 from costs.models import BillingImport
 from costs.sync import SyncRetryableError
+from governance.celery import enqueue
 
 logger = logging.getLogger(__name__)
-
-
-def enqueue(task: Task, *args: object) -> bool:
-    """Send ``task`` to the broker; False, with a warning, when the broker cannot be reached.
-
-    Whoever asked for the work (a page, an API call, a task) still succeeds: the work stays
-    recorded as queued and ``work_recover_task`` sends it again once the broker answers. Tasks
-    that run eagerly (the demo, tests) run here, and their own errors are not swallowed.
-    """
-    if task.app.conf.task_always_eager:
-        task.delay(*args)
-        return True
-    try:
-        task.delay(*args)
-    except BrokerUnreachableError as exc:
-        logger.warning("%s(%s) not queued, the broker is unreachable: %s", task.name, args, exc)
-        return False
-    return True
 
 
 @shared_task(acks_late=True)

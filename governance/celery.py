@@ -3,19 +3,23 @@
 Long imports and syncs go to their own queue (``settings.CAPGOV_BULK_TASKS`` to
 ``settings.CAPGOV_BULK_QUEUE``), so a worker on the default queue is always free for e-mail
 and escalations. Request ids travel with the tasks a request enqueues
-(``governance.observability``), and workers log through Django's ``LOGGING``.
+(``governance.observability``), and workers log through Django's ``LOGGING``. Work is sent
+with ``enqueue``, so a stopped broker never turns the request that asked for it into a 500.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
+from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from governance import observability
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+logger = logging.getLogger(__name__)
 
 app = Celery("capgov")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -33,6 +37,25 @@ def task_route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
     if name in settings.CAPGOV_BULK_TASKS:
         return {"queue": settings.CAPGOV_BULK_QUEUE}
     return None
+
+
+def enqueue(task: Task, *args: object) -> bool:
+    """Send ``task`` to the broker; False, with a warning, when the broker cannot be reached.
+
+    Whoever asked for the work (a page, an API call, a task, a commit's callback) still
+    succeeds: what it wrote is committed either way. Imports, syncs and budget mails stay
+    recorded as unsent and ``work_recover_task`` sends them again once the broker answers; any
+    other task (a notification mail) is not retried, and the warning names it. Tasks that run
+    eagerly (the demo, tests) run here, and their own errors are not swallowed.
+    """
+    try:
+        task.delay(*args)
+    except BrokerUnreachableError as exc:
+        if task.app.conf.task_always_eager:
+            raise  # the task itself failed: it ran here, no broker was asked
+        logger.warning("%s(%s) not queued, the broker is unreachable: %s", task.name, args, exc)
+        return False
+    return True
 
 
 signals.before_task_publish.connect(observability.task_publish_add_request_id, weak=False)

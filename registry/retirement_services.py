@@ -31,6 +31,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from governance import links
+from governance.celery import enqueue
 from governance.choices import Role
 from governance.emails import absolute_url, subject_clean
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
@@ -959,7 +960,7 @@ def _links_make(case: RetirementCase, person: User, now) -> dict[str, str]:
 def _notify_later(case_id: int, what: str) -> None:
     from registry.tasks import retirement_notify_task
 
-    retirement_notify_task.delay(case_id, what)
+    enqueue(retirement_notify_task, case_id, what)
 
 
 def retirement_notify(*, case_id: int, what: str) -> int:

@@ -19,6 +19,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from governance.celery import enqueue
 from governance.choices import BOARD_ROLES, DecisionKind, DecisionOutcome, Role, SloIndicator
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import BusinessUnit, Decision, ServiceLevelObjective, User
@@ -1267,7 +1268,7 @@ def deployment_approvers_ask(*, version: ModelVersion, by: User) -> list[str]:
         raise ConflictError("The gate does not ask for any deployment approval right now.")
     from registry.tasks import deployment_approvers_mail_task
 
-    transaction.on_commit(lambda: deployment_approvers_mail_task.delay(version.pk, roles, by.pk))
+    transaction.on_commit(lambda: enqueue(deployment_approvers_mail_task, version.pk, roles, by.pk))
     return roles
 
 

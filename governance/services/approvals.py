@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from governance import emails, links
 from governance import policy as rules
+from governance.celery import enqueue
 from governance.choices import (
     DecisionKind,
     DecisionOutcome,
@@ -866,13 +867,15 @@ def _mail_later(link_ids: list[Any]) -> None:
     from governance.tasks import approval_link_mail_task
 
     for link_id in link_ids:
-        transaction.on_commit(lambda link_id=link_id: approval_link_mail_task.delay(str(link_id)))
+        transaction.on_commit(
+            lambda link_id=link_id: enqueue(approval_link_mail_task, str(link_id))
+        )
 
 
 def _outcome_mail_later(request: ApprovalRequest) -> None:
     from governance.tasks import approval_request_outcome_mail_task
 
-    transaction.on_commit(lambda: approval_request_outcome_mail_task.delay(request.pk))
+    transaction.on_commit(lambda: enqueue(approval_request_outcome_mail_task, request.pk))
 
 
 def _step_activate(request: ApprovalRequest, step: ApprovalStep, *, now: dt.datetime) -> None:

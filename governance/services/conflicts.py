@@ -15,6 +15,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from governance.celery import enqueue
 from governance.choices import BOARD_ROLES, ConflictStatus, DecisionKind, DecisionOutcome, Role
 from governance.emails import absolute_url, mail_send
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
@@ -62,7 +63,7 @@ def conflict_notify(*, conflict_id: int, target: str) -> list[str]:
 def _enqueue_notify(conflict: CapacityConflict, target: str) -> None:
     from governance.tasks import conflict_notify_task  # tasks import services: import late
 
-    transaction.on_commit(lambda: conflict_notify_task.delay(conflict.pk, target))
+    transaction.on_commit(lambda: enqueue(conflict_notify_task, conflict.pk, target))
 
 
 def _check_path(path: Iterable[str]) -> list[str]:

@@ -283,3 +283,26 @@ def test_billing_import_detects_a_nested_parquet_gcp_export(tmp_path, rules):
     assert result.detected_format == "gcp-export"
     units = selectors.chargeback_get(user=None, month=OCT).as_dict()["currencies"]["USD"]
     assert units["business_units"] == {"RES": "12.50"}
+
+
+def test_a_big_import_refreshes_postgresqls_statistics_of_the_cost_rows(
+    tmp_path, rules, monkeypatch
+):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("planner statistics are PostgreSQL's (DATABASE_URL=postgres://…)")
+
+    def estimated_rows() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'costs_costrow'")
+            return cursor.fetchone()[0]
+
+    lines = [focus_line(cost="1.00", resource=f"r-{i}") for i in range(3)]
+    services.billing_import(path=write_focus(tmp_path / "small.csv", lines))
+    before = estimated_rows()
+    assert before != 3  # below the threshold: the statistics were left to autovacuum
+
+    monkeypatch.setattr(services, "ANALYZE_AFTER_ROWS", 3)
+    services.billing_import(path=write_focus(tmp_path / "big.csv", lines))
+    assert estimated_rows() == 3  # what the planner now expects of the table
