@@ -29,8 +29,8 @@ from costs.models import (
     RecommendationStatus,
     SubjectKind,
 )
-from costs.planning import pool_gpu_hour_price
-from governance.choices import BOARD_ROLES, RequestKind, Role
+from costs.planning import plans_see_all, pool_gpu_hour_prices
+from governance.choices import RequestKind
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.models import ApprovalRequest, User
 from governance.money import money_format, money_round
@@ -39,14 +39,12 @@ from governance.services import approval_request_create, approval_request_submit
 from registry.models import CapacityPool
 
 HOURS_PER_DAY = Decimal(24)
-# Who reads and recomputes commitments: finance, platform admins and the review board.
-COMMITMENT_ROLES = BOARD_ROLES | {Role.FINANCE, Role.PLATFORM_ADMIN}
 
 
 def commitments_may_see(user: User | None) -> bool:
-    if user is None:
-        return True
-    return user.is_authenticated and (user.is_superuser or bool(user.role_set & COMMITMENT_ROLES))
+    """Finance, platform admins and the review board read and recompute commitments: the
+    people who see every unit's capacity plan."""
+    return plans_see_all(user)
 
 
 def commitment_request_unit_ids(user: User) -> set[int]:
@@ -131,13 +129,14 @@ def commitment_recommendations_compute(
     by_pool: dict[int, list[CommitmentOffer]] = {}
     for offer in offers:
         by_pool.setdefault(offer.pool_id, []).append(offer)
+    prices = pool_gpu_hour_prices([o[0].pool for o in by_pool.values()], at=now)
     for pool_offers in by_pool.values():
         pool = pool_offers[0].pool
         low = pool_low_quantile(pool, today=now.date())
         if low is None:
             run.skipped.append(f"{pool.name}: no GPU-hours forecast with a low quantile ahead.")
             continue
-        price = pool_gpu_hour_price(pool, at=now)
+        price = prices.get(pool.pk)
         if price is None:
             run.skipped.append(
                 f"{pool.name}: no hourly price for {pool.hardware_profile} at "

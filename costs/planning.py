@@ -22,8 +22,10 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
@@ -32,6 +34,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from costs import services as cost_services
+from costs.budgets import days_in_month, next_month, previous_month
 from costs.fiscal import FiscalError, FiscalQuarter, describe, quarter_of
 from costs.models import (
     Budget,
@@ -49,6 +52,7 @@ from costs.models import (
     QuotaSource,
     SubjectKind,
 )
+from governance.celery import enqueue
 from governance.choices import (
     BOARD_ROLES,
     FUNCTION_OF_ROLE,
@@ -59,11 +63,11 @@ from governance.choices import (
 )
 from governance.emails import absolute_url, subject_clean
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
-from governance.models import BoardMembership, BusinessUnit, ReviewBoard, User
+from governance.models import BoardMembership, BusinessUnit, Decision, ReviewBoard, User
 from governance.money import money_format, money_round
-from governance.selectors import TIMES, manages_costs
+from governance.selectors import TIMES, decision_list_for, manages_costs
 from governance.services import decision_record
-from governance.services.conflicts import DEFAULT_PATH, conflict_raise
+from governance.services.conflicts import conflict_raise
 from registry.models import CapacityPool, HardwarePrice, PoolUsage
 
 logger = logging.getLogger(__name__)
@@ -106,6 +110,11 @@ def fiscal_calendar_text() -> str:
     return f"Fiscal years run {describe(fiscal_start_month())}."
 
 
+def quarter_upcoming(today: dt.date) -> FiscalQuarter:
+    """The fiscal quarter after the one ``today`` falls in, under the calendar in force."""
+    return quarter_of(today, start_month=fiscal_start_month()).next()
+
+
 def cycle_quarter(cycle: PlanningCycle) -> FiscalQuarter:
     """The cycle's quarter under the calendar in force (its months are stored on the row)."""
     return FiscalQuarter(cycle.fiscal_year, cycle.quarter, fiscal_start_month())
@@ -115,20 +124,8 @@ def cycle_months(cycle: PlanningCycle) -> list[dt.date]:
     months, cursor = [], cycle.first_month
     while cursor <= cycle.last_month:
         months.append(cursor)
-        cursor = _month_next(cursor)
+        cursor = next_month(cursor)
     return months
-
-
-def _month_next(month: dt.date) -> dt.date:
-    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-
-
-def _month_previous(month: dt.date) -> dt.date:
-    return (month - dt.timedelta(days=1)).replace(day=1)
-
-
-def days_in_month(month: dt.date) -> int:
-    return (_month_next(month) - month).days
 
 
 def pool_capacity(pool: CapacityPool, month: dt.date) -> Decimal:
@@ -210,6 +207,15 @@ def plan_may_edit(user: User, plan: CapacityPlan) -> bool:
     )
 
 
+def plan_edit_check(user: User, plan: CapacityPlan) -> None:
+    """:func:`plan_may_edit`, or ``PermissionDeniedError`` saying who may (pages and the API
+    check it before reading the body, so the refusal is a 403, not a 400)."""
+    if not plan_may_edit(user, plan):
+        raise PermissionDeniedError(
+            f"Only {plan.business_unit.name}'s owner and members edit and file its plan."
+        )
+
+
 def line_may_decide(user: User, plan: CapacityPlan) -> bool:
     """A board member (of the cycle's board, if it names one) from outside the plan's unit."""
     if not (user.is_authenticated and user.is_active and user.is_board_member):
@@ -220,6 +226,15 @@ def line_may_decide(user: User, plan: CapacityPlan) -> bool:
     if board_id is None or user.is_superuser:
         return True
     return BoardMembership.objects.filter(board_id=board_id, user=user).exists()
+
+
+def line_decide_check(user: User, plan: CapacityPlan) -> None:
+    """:func:`line_may_decide`, or ``PermissionDeniedError`` saying who may."""
+    if not line_may_decide(user, plan):
+        raise PermissionDeniedError(
+            "Board members from outside the plan's unit (of the cycle's board, if it names one) "
+            "decide its lines."
+        )
 
 
 # --- Reading ---------------------------------------------------------------------------------
@@ -306,11 +321,16 @@ class PoolMonth:
         return (self.asked * 100 / self.capacity).quantize(Decimal("0.1"), ROUND_HALF_UP)
 
 
-def cycle_pool_months(cycle: PlanningCycle) -> list[PoolMonth]:
-    """Per pool and month of the cycle, the totals asked, drafted and approved (three queries)."""
+def cycle_pool_months(
+    cycle: PlanningCycle, *, pool_id: int | None = None, month: dt.date | None = None
+) -> list[PoolMonth]:
+    """Per pool and month of the cycle (or only ``pool_id`` in ``month``), the totals asked,
+    drafted and approved (three queries)."""
+    lines = PlanLine.objects.filter(plan__cycle=cycle)
+    if pool_id is not None:
+        lines = lines.filter(pool_id=pool_id, month=month)
     rows = (
-        PlanLine.objects.filter(plan__cycle=cycle)
-        .values("pool_id", "month", "plan__status", "plan__business_unit__code", "status")
+        lines.values("pool_id", "month", "plan__status", "plan__business_unit__code", "status")
         .annotate(hours=Sum("gpu_hours"), granted=Sum("approved_gpu_hours"), lines=Count("id"))
         .order_by()
     )
@@ -350,6 +370,33 @@ def cycle_pool_months(cycle: PlanningCycle) -> list[PoolMonth]:
 def cycle_plans_unfiled(cycle: PlanningCycle) -> QuerySet[CapacityPlan]:
     """Plans still in draft: listed when the review starts (they get no quotas)."""
     return cycle.plans.filter(status=PlanStatus.DRAFT).select_related("business_unit__owner")
+
+
+def cycle_conflict_list(cycle: PlanningCycle) -> QuerySet[PlanConflict]:
+    """The cycle's over-capacity pool-months, each with its capacity conflict."""
+    return (
+        PlanConflict.objects.filter(cycle=cycle)
+        .select_related("pool", "conflict")
+        .order_by("pool__name", "month")
+    )
+
+
+def cycle_quota_list(cycle: PlanningCycle) -> QuerySet[CapacityQuota]:
+    """The quotas the cycle's approval made from its granted lines."""
+    return (
+        CapacityQuota.objects.filter(plan_line__plan__cycle=cycle)
+        .select_related("business_unit", "pool")
+        .order_by("business_unit__code", "pool__name", "first_month")
+    )
+
+
+def cycle_budget_list(cycle: PlanningCycle) -> QuerySet[Budget]:
+    """The budgets the cycle's approval made, one per unit, month and currency."""
+    return (
+        Budget.objects.filter(plan__cycle=cycle)
+        .select_related("business_unit")
+        .order_by("business_unit__code", "first_month")
+    )
 
 
 def plan_decisions_pending(cycle: PlanningCycle) -> QuerySet[PlanLine]:
@@ -394,7 +441,7 @@ def _forecast_months(
     """Σ expected GPU-hours per pool and month, where the pool's forecast covers every day."""
     if not pool_ids:
         return {}
-    last_day = _month_next(months[-1]) - dt.timedelta(days=1)
+    last_day = next_month(months[-1]) - dt.timedelta(days=1)
     forecasts = Forecast.objects.filter(
         kind=SubjectKind.POOL, measure=Measure.GPU_HOURS, pool_id__in=pool_ids
     )
@@ -423,7 +470,7 @@ def _monthly_averages(
     end = today.replace(day=1)
     start = end
     for _ in range(AVERAGE_MONTHS):
-        start = _month_previous(start)
+        start = previous_month(start)
     sums: dict[tuple[int, int], Decimal] = defaultdict(lambda: ZERO)
     months_with_data: dict[int, set[dt.date]] = defaultdict(set)
     for row in (
@@ -438,7 +485,7 @@ def _monthly_averages(
     return (
         dict(sums),
         {k: len(v) for k, v in months_with_data.items()},
-        (start, _month_previous(end)),
+        (start, previous_month(end)),
     )
 
 
@@ -536,7 +583,7 @@ def cycle_open(
     if fq.last_day < today:
         raise DomainError(
             f"{fq} ended on {fq.last_day:%d %b %Y}; open a cycle for a quarter still to come "
-            f"(the next is {quarter_of(today, start_month=fiscal_start_month()).next()})."
+            f"(the next is {quarter_upcoming(today)})."
         )
     if plans_due is not None:
         if plans_due < today:
@@ -585,14 +632,16 @@ def cycle_open(
                 for p in prefills.get(unit.pk, [])
             ]
         )
-        _notify_later(plan.pk)
+        transaction.on_commit(partial(_plan_notify_send, plan.pk))
     return cycle
 
 
-def _notify_later(plan_id: int) -> None:
-    from costs.tasks import planning_plan_notify_task  # tasks import services: import late
+def _plan_notify_send(plan_id: int) -> bool:
+    """Queue the owner's mail. With the broker down the cycle still opens: the mail is not
+    sent (``enqueue`` logs it) and the owner finds the plan on the planning page."""
+    from costs.tasks import planning_plan_notify_task  # tasks import services: late
 
-    transaction.on_commit(lambda: planning_plan_notify_task.delay(plan_id))
+    return enqueue(planning_plan_notify_task, plan_id)
 
 
 def plan_notify(*, plan_id: int) -> bool:
@@ -637,7 +686,7 @@ def planning_cycle_open_due(*, now: dt.datetime | None = None) -> PlanningCycle 
     """
     now = now or timezone.now()
     today = now.date()
-    upcoming = quarter_of(today, start_month=fiscal_start_month()).next()
+    upcoming = quarter_upcoming(today)
     opens_on = upcoming.first_month - dt.timedelta(days=settings.CAPGOV_PLANNING_OPENS_DAYS_BEFORE)
     if today < opens_on:
         return None
@@ -671,10 +720,7 @@ def _locked_plan(plan: CapacityPlan) -> CapacityPlan:
 
 
 def _plan_editable(plan: CapacityPlan, by: User) -> None:
-    if not plan_may_edit(by, plan):
-        raise PermissionDeniedError(
-            f"Only {plan.business_unit.name}'s owner and members edit and file its plan."
-        )
+    plan_edit_check(by, plan)
     cycle = plan.cycle
     if cycle.status not in (CycleStatus.OPEN, CycleStatus.REVIEW):
         raise ConflictError(
@@ -839,21 +885,6 @@ def plan_reopen(*, plan: CapacityPlan, by: User) -> CapacityPlan:
 # --- Conflicts -------------------------------------------------------------------------------
 
 
-def _escalation_path() -> list[str]:
-    path = list(settings.CAPGOV_PLAN_CONFLICT_ESCALATION) or list(DEFAULT_PATH)
-    for target in path:
-        role = target.removeprefix("role:")
-        if target not in ("board", "bu_owners") and not (
-            target.startswith("role:") and role in Role.values
-        ):
-            raise DomainError(
-                f"CAPGOV_PLAN_CONFLICT_ESCALATION names {target!r}, which is not board, "
-                f"bu_owners or role:<one of {', '.join(Role.values)}>; a platform admin fixes "
-                "the setting."
-            )
-    return path
-
-
 def _conflicts_check(cycle: PlanningCycle, *, by: User) -> list[PlanConflict]:
     """Open a capacity conflict for each pool and month the filed plans over-ask, once.
 
@@ -890,7 +921,8 @@ def _conflicts_check(cycle: PlanningCycle, *, by: User) -> list[PlanConflict]:
             business_units=units,
             by=by,
             subject=entry.pool,
-            escalation_path=_escalation_path(),
+            # Checked when the settings load; empty means conflict_raise's default path.
+            escalation_path=settings.CAPGOV_PLAN_CONFLICT_ESCALATION or None,
         )
         opened.append(
             PlanConflict.objects.create(
@@ -1008,14 +1040,8 @@ def plan_line_decide(
     else:
         granted, status, verdict = ZERO, LineStatus.REJECTED, DecisionOutcome.REJECTED
         title = f"Reject {what}: {asked:,} GPU-h asked"
-    pool_month = next(
-        (
-            e
-            for e in cycle_pool_months(cycle)
-            if e.pool.pk == line.pool_id and e.month == line.month
-        ),
-        None,
-    )
+    # The line's own pool-month only: the rest of the cycle does not enter the evidence.
+    pool_month = next(iter(cycle_pool_months(cycle, pool_id=line.pool_id, month=line.month)), None)
     decision = decision_record(
         subject=line,
         kind=DecisionKind.OTHER,
@@ -1128,8 +1154,8 @@ def _ranges_without(
     start = first
     for month in inside:
         if start is None or start < month:
-            ranges.append((start, _month_previous(month)))
-        start = _month_next(month)
+            ranges.append((start, previous_month(month)))
+        start = next_month(month)
     if last is None or start <= last:
         ranges.append((start, last))
     return ranges
@@ -1152,7 +1178,7 @@ def _make_room_quota(
         return
     start = month
     while start in planned:
-        start = _month_next(start)
+        start = next_month(start)
     label = (
         f"Manual quota {manual.business_unit.code} on {manual.pool.name} from "
         f"{manual.first_month:%Y-%m} ({manual.gpu_hours:,} GPU-h a month)"
@@ -1242,16 +1268,15 @@ def cycle_approve(
         .select_related("plan__business_unit", "pool__hardware_profile")
         .order_by("plan__business_unit__code", "pool__code", "month")
     )
-    prices: dict[int, GpuHourPrice | None] = {}
-    for line in granted:
-        if line.unit_price is not None and line.currency:
-            continue
-        if line.pool_id not in prices:
-            prices[line.pool_id] = pool_gpu_hour_price(line.pool, at=now)
-        if prices[line.pool_id] is None:
+    unpriced = {
+        line.pool_id: line.pool for line in granted if line.unit_price is None or not line.currency
+    }
+    prices = pool_gpu_hour_prices(list(unpriced.values()), at=now)
+    for pool in unpriced.values():
+        if pool.pk not in prices:
             raise DomainError(
-                f"No hourly price for {line.pool.hardware_profile} at "
-                f"{line.pool.get_provider_display()} (pool {line.pool.name}): a platform admin "
+                f"No hourly price for {pool.hardware_profile} at "
+                f"{pool.get_provider_display()} (pool {pool.name}): a platform admin "
                 "adds one under Hardware prices, or the price sync fills it."
             )
     result = CycleApproval(cycle=cycle)
@@ -1371,16 +1396,9 @@ def cycle_approve(
     return result
 
 
-def cycle_approval_decision(cycle: PlanningCycle):
+def cycle_approval_decision(cycle: PlanningCycle) -> Decision | None:
     """The Decision that approved the cycle, if it is approved."""
-    from django.contrib.contenttypes.models import ContentType
-
-    from governance.models import Decision
-
-    return (
-        Decision.objects.filter(
-            subject_type=ContentType.objects.get_for_model(PlanningCycle), subject_id=cycle.pk
-        )
-        .select_related("decided_by")
-        .first()
-    )
+    return decision_list_for(
+        subject_type_id=ContentType.objects.get_for_model(PlanningCycle).pk,
+        subject_ids=[cycle.pk],
+    ).first()

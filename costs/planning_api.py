@@ -317,14 +317,6 @@ class LineDecideInputSerializer(serializers.Serializer):
     )
 
 
-def _may_edit(request: Request, plan: CapacityPlan) -> None:
-    """Checked before the body, so a person who may not edit hears that, not a 400."""
-    if not planning.plan_may_edit(request.user, plan):
-        raise PermissionDeniedError(
-            f"Only {plan.business_unit.name}'s owner and members edit and file its plan."
-        )
-
-
 def _valid(serializer_class, request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -458,7 +450,7 @@ class CapacityPlanViewSet(
 
     def _editable(self) -> CapacityPlan:
         plan = self.get_object()
-        _may_edit(self.request, plan)
+        planning.plan_edit_check(self.request.user, plan)
         return plan
 
     def partial_update(self, request: Request, *args, **kwargs) -> Response:
@@ -484,7 +476,7 @@ class CapacityPlanViewSet(
         plan = self.get_object()
         if request.method == "GET":
             return Response(PlanLineSerializer(plan.lines.all(), many=True).data)
-        _may_edit(request, plan)
+        planning.plan_edit_check(request.user, plan)
         data = _valid(PlanLineInputSerializer, request)
         line = planning.plan_line_add(
             plan=plan,
@@ -553,7 +545,7 @@ class PlanLineViewSet(
 
     def partial_update(self, request: Request, *args, **kwargs) -> Response:
         line = self.get_object()
-        _may_edit(request, line.plan)
+        planning.plan_edit_check(request.user, line.plan)
         data = _valid(PlanLineUpdateSerializer, request)
         planning.plan_line_update(
             line=line,
@@ -576,11 +568,7 @@ class PlanLineViewSet(
     @action(detail=True, methods=["post"])
     def decide(self, request: Request, pk: str | None = None) -> Response:
         line = self.get_object()
-        if not planning.line_may_decide(request.user, line.plan):
-            raise PermissionDeniedError(
-                "Board members from outside the plan's unit (of the cycle's board, if it names "
-                "one) decide its lines."
-            )
+        planning.line_decide_check(request.user, line.plan)
         data = _valid(LineDecideInputSerializer, request)
         planning.plan_line_decide(
             line=line,

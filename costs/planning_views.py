@@ -23,15 +23,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from costs import commitment_services, planning
-from costs.fiscal import quarter_of
 from costs.models import (
-    Budget,
     CapacityPlan,
-    CapacityQuota,
     CommitmentRecommendation,
     CycleStatus,
     LineStatus,
-    PlanConflict,
     PlanLine,
     PlanningCycle,
     PlanStatus,
@@ -137,35 +133,34 @@ def _refused(exc: DomainError) -> None:
 # --- Cycles ----------------------------------------------------------------------------------
 
 
-def _next_quarter() -> Any:
-    return quarter_of(timezone.now().date(), start_month=planning.fiscal_start_month()).next()
-
-
-def _open_form_initial() -> dict:
-    upcoming = _next_quarter()
-    board = ReviewBoard.objects.filter(is_active=True).order_by("name").first()
-    return {"fiscal_year": upcoming.fiscal_year, "quarter": upcoming.quarter, "board": board}
-
-
 def _cycle_list_page(request: HttpRequest, *, form: CycleOpenForm | None = None, status=200):
     user = request.user
     page = Paginator(planning.cycle_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    sees_all = planning.plans_see_all(user)
     mine: dict[int, list[CapacityPlan]] = {}
-    if not planning.plans_see_all(user):
+    if not sees_all:
         for plan in planning.plan_list(user=user).filter(cycle__in=list(page.object_list)):
             mine.setdefault(plan.cycle_id, []).append(plan)
+    upcoming = planning.quarter_upcoming(timezone.now().date())
     may_open = planning.planning_may_run(user)
     if may_open and form is None:
-        form = CycleOpenForm(initial=_open_form_initial())
+        board = ReviewBoard.objects.filter(is_active=True).order_by("name").first()
+        form = CycleOpenForm(
+            initial={
+                "fiscal_year": upcoming.fiscal_year,
+                "quarter": upcoming.quarter,
+                "board": board,
+            }
+        )
     return render(
         request,
         "costs/planning_cycles.html",
         {
             "page": page,
             "mine": mine,
-            "sees_all": planning.plans_see_all(user),
+            "sees_all": sees_all,
             "open_form": form if may_open else None,
-            "next_quarter": _next_quarter(),
+            "next_quarter": upcoming,
             "calendar": planning.fiscal_calendar_text(),
             "commitments": commitment_services.commitments_may_see(user),
         },
@@ -232,24 +227,12 @@ def _cycle_page(request: HttpRequest, cycle: PlanningCycle, *, status: int = 200
     }
     if sees_all:
         context["pool_months"] = planning.cycle_pool_months(cycle)
-        context["conflicts"] = (
-            PlanConflict.objects.filter(cycle=cycle)
-            .select_related("pool", "conflict")
-            .order_by("pool__name", "month")
-        )
+        context["conflicts"] = planning.cycle_conflict_list(cycle)
         context["pending"] = planning.plan_decisions_pending(cycle).count()
         if cycle.status == CycleStatus.APPROVED:
             context["decision"] = planning.cycle_approval_decision(cycle)
-            context["quotas"] = (
-                CapacityQuota.objects.filter(plan_line__plan__cycle=cycle)
-                .select_related("business_unit", "pool")
-                .order_by("business_unit__code", "pool__name", "first_month")
-            )
-            context["budgets"] = (
-                Budget.objects.filter(plan__cycle=cycle)
-                .select_related("business_unit")
-                .order_by("business_unit__code", "first_month")
-            )
+            context["quotas"] = planning.cycle_quota_list(cycle)
+            context["budgets"] = planning.cycle_budget_list(cycle)
     return render(request, "costs/planning_cycle.html", context, status=status)
 
 
@@ -374,10 +357,10 @@ def capacity_plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _plan_editor(request: HttpRequest, pk: int) -> CapacityPlan:
     """The plan, for its unit's people only (others who may read it get a 403)."""
     plan = _plan_get(request, pk)
-    if not planning.plan_may_edit(request.user, plan):
-        raise PermissionDenied(
-            f"Only {plan.business_unit.name}'s owner and members edit and file its plan."
-        )
+    try:
+        planning.plan_edit_check(request.user, plan)
+    except PermissionDeniedError as exc:
+        raise PermissionDenied(exc.message) from exc
     return plan
 
 
@@ -472,7 +455,7 @@ def capacity_plan_file(request: HttpRequest, pk: int) -> HttpResponse:
         planning.plan_file(plan=plan, by=request.user)
     except DomainError as exc:
         return _plan_refused(request, pk, exc)
-    opened = PlanConflict.objects.filter(cycle=plan.cycle).count()
+    opened = planning.cycle_conflict_list(plan.cycle).count()
     text = f"{plan.business_unit.code}'s plan is filed for the board."
     if opened:
         text += f" {opened} pool-month(s) of {plan.cycle} are over capacity: see the cycle page."
@@ -495,11 +478,10 @@ def capacity_plan_reopen(request: HttpRequest, pk: int) -> HttpResponse:
 def plan_line_decide(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
     plan = _plan_get(request, pk)
     line = _line_get(plan, line_pk)
-    if not planning.line_may_decide(request.user, plan):
-        raise PermissionDenied(
-            "Board members from outside the plan's unit (of the cycle's board, if it names one) "
-            "decide its lines."
-        )
+    try:
+        planning.line_decide_check(request.user, plan)
+    except PermissionDeniedError as exc:
+        raise PermissionDenied(exc.message) from exc
     form = LineDecideForm(request.POST, prefix=f"decide-{line.pk}")
     if not form.is_valid():
         return _plan_page(request, plan, status=400, decide_forms={line.pk: form})

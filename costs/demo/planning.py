@@ -16,7 +16,6 @@ from decimal import ROUND_CEILING, Decimal
 from django.utils import timezone
 
 from costs import commitment_services, planning
-from costs.fiscal import quarter_of
 from costs.models import (
     CapacityPlan,
     CommitmentOffer,
@@ -25,6 +24,7 @@ from costs.models import (
     PlanLine,
     PlanningCycle,
     PlanStatus,
+    RecommendationStatus,
 )
 from governance.models import ReviewBoard, User
 from registry.models import CapacityPool
@@ -120,7 +120,7 @@ def seed_planning() -> str:
     people = {
         u.username: u for u in User.objects.filter(username__in=["pat", "alex", "rhea", "adam"])
     }
-    upcoming = quarter_of(timezone.now().date(), start_month=planning.fiscal_start_month()).next()
+    upcoming = planning.quarter_upcoming(timezone.now().date())
     cycle = PlanningCycle.objects.filter(
         fiscal_year=upcoming.fiscal_year, quarter=upcoming.quarter
     ).first()
@@ -138,10 +138,12 @@ def seed_planning() -> str:
         run = commitment_services.commitment_recommendations_compute()
         recommendations = len(run.made)
     else:
-        recommendations = CommitmentRecommendation.objects.filter(status="open").count()
+        recommendations = CommitmentRecommendation.objects.filter(
+            status=RecommendationStatus.OPEN
+        ).count()
     if cycle is None:
         return f"Planning: {offers} commitment offer(s); {recommendations} recommendation(s)."
-    filed = CapacityPlan.objects.filter(cycle=cycle).exclude(status="draft").count()
+    filed = CapacityPlan.objects.filter(cycle=cycle).exclude(status=PlanStatus.DRAFT).count()
     conflicts = PlanConflict.objects.filter(cycle=cycle).count()
     return (
         f"Planning: {cycle} is open ({filed} of {cycle.plans.count()} plans filed, "

@@ -138,7 +138,14 @@ class PlanLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.plan.business_unit.code} {self.pool} {self.month:%Y-%m}: {self.gpu_hours}"
+        # Not the plan's unit: naming a line would read its plan and unit too, and each
+        # Decision about a line is audited with its subject's name (the Decision has the unit).
+        return f"{self.pool} {self.month:%Y-%m}: {self.gpu_hours} GPU-h"
+
+    def get_absolute_url(self) -> str:
+        # The line's row on its plan's page; plan_id only, so a list of decisions about lines
+        # links each one without reading its plan.
+        return f"{reverse('costs:capacity-plan', args=[self.plan_id])}#line-{self.pk}"
 
 
 class PlanConflict(models.Model):
