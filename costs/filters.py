@@ -7,6 +7,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from costs.allocation import normalise_key, normalise_value
+from costs.forecasts import ORGANISATION
 from costs.models import (
     AnomalyDirection,
     Budget,
@@ -219,8 +220,7 @@ class _DaysFilters(_SubjectFilters):
     def filter_organisation(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
         if value is None:
             return queryset
-        everyone = Q(business_unit__isnull=True, pool__isnull=True, endpoint__isnull=True)
-        return queryset.filter(everyone) if value else queryset.exclude(everyone)
+        return queryset.filter(ORGANISATION) if value else queryset.exclude(ORGANISATION)
 
     def filter_active_on(self, queryset: QuerySet, name: str, value) -> QuerySet:
         return queryset.filter(starts_on__lte=value, ends_on__gte=value)

@@ -39,11 +39,10 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-import pandas as pd
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+if TYPE_CHECKING:
+    import numpy as np
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -150,14 +149,17 @@ def uplift_on(day: dt.date, events: Iterable[Event]) -> Decimal:
     return max(total, Decimal(-99))
 
 
-def _scale(value: Decimal, uplift: Decimal) -> Decimal:
-    return value * (HUNDRED + uplift) / HUNDRED
+def with_uplift(value: Decimal, uplift: Decimal, *, replacing: Decimal = ZERO) -> Decimal:
+    """``value`` carrying ``uplift`` percent instead of the ``replacing`` percent it carries,
+    as a point stores it (never below zero)."""
+    return max(value * (HUNDRED + uplift) / (HUNDRED + replacing), ZERO).quantize(PLACES)
 
 
 # --- The regular series -----------------------------------------------------------------------
 
 
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Every day from ``first`` to ``last``, both included."""
     return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
 
 
@@ -178,7 +180,7 @@ def regular_series(
     }
     if not known:
         return [], [], set()
-    days = _days(min(known), history_end)
+    days = days_between(min(known), history_end)
     values: list[Decimal] = []
     filled: set[dt.date] = set()
     ordered = sorted(known)
@@ -241,10 +243,17 @@ def _fit(
     start_params: np.ndarray | None = None,
 ) -> _Fit:
     """Fit ``values`` and predict them (one step ahead) and ``steps`` days beyond."""
+    # Imported here, not with the module: statsmodels and pandas take seconds to load, and
+    # every process (web, worker, command) loads this module at start-up (through
+    # costs.forecasts, which the URLs and the incidents app import); only a refresh fits.
+    import numpy as np
+    import pandas as pd
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
     # A pandas series, not an array: statsmodels' prediction results need an index.
     y = pd.Series([float(v) for v in values], dtype=float)
     total = len(y) + steps
-    if method == CONSTANT or float(y.max() - y.min()) == 0.0:
+    if float(y.max() - y.min()) == 0.0:
         flat = np.full(total, float(y.iloc[-1]))
         return _Fit(CONSTANT, flat, flat, flat, flat, None)
     seasonal = method == SEASONAL
@@ -392,7 +401,7 @@ def forecast(
         caught=caught,
         start_params=warm,
     )
-    ahead = _days(end + dt.timedelta(days=1), end + dt.timedelta(days=horizon_days))
+    ahead = days_between(end + dt.timedelta(days=1), end + dt.timedelta(days=horizon_days))
     points = []
     for i, day in enumerate([*days, *ahead]):
         is_fitted = i < len(days)
@@ -402,7 +411,7 @@ def forecast(
         )
         if uplift:
             expected, lower, upper, low = (
-                max(_scale(v, uplift), ZERO).quantize(PLACES) for v in (expected, lower, upper, low)
+                with_uplift(v, uplift) for v in (expected, lower, upper, low)
             )
         points.append(
             Point(

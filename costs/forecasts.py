@@ -57,8 +57,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Q, QuerySet, Sum
-from django.db.models.functions import Lower
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from costs import forecasting
@@ -99,6 +98,8 @@ MODELS = {
     SubjectKind.ENDPOINT: Endpoint,
 }
 Series = dict[dt.date, Decimal]
+# An event or exclusion naming no subject: it applies to every forecast.
+ORGANISATION = Q(business_unit__isnull=True, pool__isnull=True, endpoint__isnull=True)
 
 
 @dataclass(frozen=True, order=True)
@@ -109,15 +110,6 @@ class SeriesKey:
     subject_id: int
     measure: str
     currency: str = ""
-
-
-def _settings() -> tuple[int, int, Decimal, Decimal]:
-    return (
-        settings.CAPGOV_FORECAST_HISTORY_DAYS,
-        settings.CAPGOV_FORECAST_HORIZON_DAYS,
-        settings.CAPGOV_FORECAST_INTERVAL_PERCENT,
-        settings.CAPGOV_FORECAST_LOW_QUANTILE_PERCENT,
-    )
 
 
 # --- The series ----------------------------------------------------------------------------------
@@ -167,6 +159,14 @@ def unit_cost_series(
     window: Window, *, unit_ids: Iterable[int] | None = None
 ) -> dict[SeriesKey, Series]:
     """Each unit's billed usage cost per currency and day, in one grouped query."""
+    return _unit_costs(window, unit_ids=unit_ids)[0]
+
+
+def _unit_costs(
+    window: Window, *, unit_ids: Iterable[int] | None
+) -> tuple[dict[SeriesKey, Series], dict[str, set[dt.date]]]:
+    """The units' cost series, and per currency the days billed (:func:`billed_days`): the
+    grouped query reads every unit's rows, so it has them too."""
     grouped = (
         _usage_rows(window)
         .values("tag_set__business_unit_id", "currency", "usage_date")
@@ -181,46 +181,42 @@ def unit_cost_series(
         unit = row["tag_set__business_unit_id"]
         if unit is not None and (wanted is None or unit in wanted):
             amounts[(unit, row["currency"])][row["usage_date"]] = row["amount"] or ZERO
-    return {
+    series = {
         SeriesKey(SubjectKind.UNIT, unit, Measure.COST, currency): _zero_filled(
             days, billed[currency], min(days)
         )
         for (unit, currency), days in amounts.items()
     }
+    return series, billed
 
 
-def _pool_usage(window: Window) -> QuerySet[PoolUsage]:
-    return PoolUsage.objects.filter(day__gte=window.first, day__lte=window.last)
+def _pool_usage_series(
+    window: Window, *, kind: str, field: str, ids: Iterable[int] | None
+) -> dict[SeriesKey, Series]:
+    """The pool usage's GPU-hours per day summed by ``field`` (its unit or its pool)."""
+    rows = PoolUsage.objects.filter(day__gte=window.first, day__lte=window.last)
+    if ids is not None:
+        rows = rows.filter(**{f"{field}__in": list(ids)})
+    out: dict[SeriesKey, Series] = defaultdict(dict)
+    for subject, day, hours in (
+        rows.values_list(field, "day").annotate(hours=Sum("gpu_hours")).order_by()
+    ):
+        out[SeriesKey(kind, subject, Measure.GPU_HOURS)][day] = hours or ZERO
+    return dict(out)
 
 
 def unit_gpu_hours_series(
     window: Window, *, unit_ids: Iterable[int] | None = None
 ) -> dict[SeriesKey, Series]:
     """Each unit's GPU-hours per day over every pool, in one grouped query."""
-    rows = _pool_usage(window)
-    if unit_ids is not None:
-        rows = rows.filter(business_unit_id__in=list(unit_ids))
-    out: dict[SeriesKey, Series] = defaultdict(dict)
-    for unit, day, hours in (
-        rows.values_list("business_unit_id", "day").annotate(hours=Sum("gpu_hours")).order_by()
-    ):
-        out[SeriesKey(SubjectKind.UNIT, unit, Measure.GPU_HOURS)][day] = hours or ZERO
-    return dict(out)
+    return _pool_usage_series(window, kind=SubjectKind.UNIT, field="business_unit_id", ids=unit_ids)
 
 
 def pool_gpu_hours_series(
     window: Window, *, pool_ids: Iterable[int] | None = None
 ) -> dict[SeriesKey, Series]:
     """Each pool's GPU-hours per day over every unit, in one grouped query."""
-    rows = _pool_usage(window)
-    if pool_ids is not None:
-        rows = rows.filter(pool_id__in=list(pool_ids))
-    out: dict[SeriesKey, Series] = defaultdict(dict)
-    for pool, day, hours in (
-        rows.values_list("pool_id", "day").annotate(hours=Sum("gpu_hours")).order_by()
-    ):
-        out[SeriesKey(SubjectKind.POOL, pool, Measure.GPU_HOURS)][day] = hours or ZERO
-    return dict(out)
+    return _pool_usage_series(window, kind=SubjectKind.POOL, field="pool_id", ids=pool_ids)
 
 
 def _gpu_hour_prices(
@@ -287,20 +283,11 @@ def endpoint_cost_series(
     """Each endpoint's billed usage cost per currency and day, in one grouped query (two
     when the billed days are not given)."""
     matcher = _EndpointMatcher(endpoints)
-    wanted = Q()
-    if matcher.exact:
-        wanted |= Q(rid__in=list(matcher.exact))
-    for marker in matcher.markers:
-        wanted |= Q(rid__contains=marker)
-    if not wanted:
+    rows = matcher.rows(_usage_rows(window))
+    if rows is None:
         return {}
     grouped = (
-        _usage_rows(window)
-        .annotate(rid=Lower("resource_id"))
-        .filter(wanted)
-        .values("rid", "currency", "usage_date")
-        .annotate(amount=Sum("billed_cost"))
-        .order_by()
+        rows.values("rid", "currency", "usage_date").annotate(amount=Sum("billed_cost")).order_by()
     )
     amounts: dict[tuple[int, str], dict[dt.date, Decimal]] = defaultdict(
         lambda: defaultdict(lambda: ZERO)
@@ -368,15 +355,16 @@ def series_all(
     """Every subject's series of the measures asked for: a fixed number of queries."""
     measures = set(measures)
     out: dict[SeriesKey, Series] = {}
+    endpoints = _endpoints()
     if Measure.COST in measures:
-        units = unit_cost_series(window)
+        units, billed = _unit_costs(window, unit_ids=None)
         out |= units
-        out |= endpoint_cost_series(window, endpoints=_endpoints(), billed=billed_days(window))
+        out |= endpoint_cost_series(window, endpoints=endpoints, billed=billed)
     pool_hours = pool_gpu_hours_series(window)
     if Measure.GPU_HOURS in measures:
         out |= unit_gpu_hours_series(window)
         out |= pool_hours
-        out |= endpoint_gpu_hours_series(window, endpoints=_endpoints())
+        out |= endpoint_gpu_hours_series(window, endpoints=endpoints)
     if Measure.COST in measures:
         out |= pool_cost_series(window, hours=pool_hours)
     return {k: v for k, v in out.items() if v}
@@ -429,10 +417,6 @@ def _event(row: BusinessEvent) -> forecasting.Event:
     return forecasting.Event(row.starts_on, row.ends_on, row.uplift_percent, row.name)
 
 
-def _span(first: dt.date, last: dt.date) -> set[dt.date]:
-    return {first + dt.timedelta(days=n) for n in range((last - first).days + 1)}
-
-
 @dataclass
 class Context:
     """What a refresh reads once for every series: events and exclusions by subject."""
@@ -454,7 +438,7 @@ class Context:
         everyone, per = self.exclusions
         days: set[dt.date] = set()
         for row in [*everyone, *per.get((key.kind, key.subject_id), [])]:
-            days |= _span(row.starts_on, row.ends_on)
+            days.update(forecasting.days_between(row.starts_on, row.ends_on))
         return days
 
 
@@ -538,7 +522,7 @@ def _record_anomalies(
 def _refresh_one(
     key: SeriesKey, series: Series, *, now: dt.datetime, context: Context
 ) -> Refreshed:
-    _, horizon, interval, low = _settings()
+    horizon = settings.CAPGOV_FORECAST_HORIZON_DAYS
     with transaction.atomic():
         forecast = _forecast_for(key, lock=True) or Forecast(
             kind=key.kind,
@@ -556,8 +540,8 @@ def _refresh_one(
                 series,
                 history_end=history_end,
                 horizon_days=horizon,
-                interval_percent=interval,
-                low_quantile_percent=low,
+                interval_percent=settings.CAPGOV_FORECAST_INTERVAL_PERCENT,
+                low_quantile_percent=settings.CAPGOV_FORECAST_LOW_QUANTILE_PERCENT,
                 events=context.events_for(key),
                 excluded=left_out,
             )
@@ -708,10 +692,7 @@ def anomaly_list(*, user: User | None) -> QuerySet[CostAnomaly]:
 
 def _org_or_subject(user: User | None, queryset: QuerySet) -> QuerySet:
     rule = _subject_q(user)
-    if rule is None:
-        return queryset
-    organisation = Q(business_unit__isnull=True, pool__isnull=True, endpoint__isnull=True)
-    return queryset.filter(organisation | rule)
+    return queryset if rule is None else queryset.filter(ORGANISATION | rule)
 
 
 def event_list(*, user: User | None) -> QuerySet[BusinessEvent]:
@@ -820,11 +801,6 @@ def _require_manage(by: User | None, action: str, **subject) -> None:
         )
 
 
-def _subject_name(row: BusinessEvent | ForecastExclusion) -> str:
-    subject = row.business_unit or row.pool or row.endpoint
-    return str(subject) if subject is not None else "the whole organisation"
-
-
 @transaction.atomic
 def event_save(
     *,
@@ -913,22 +889,24 @@ def _events_reapply(*, subjects: Iterable[tuple[str, int] | None]) -> int:
     if not forecasts:
         return 0
     context = Context.load(Window(first=min(f.history_end for f in forecasts), last=dt.date.max))
+    events = {f.pk: context.events_for(key_of(f)) for f in forecasts}
     changed = []
-    points = ForecastPoint.objects.filter(forecast__in=forecasts).select_related("forecast")
-    by_forecast = {f.pk: f for f in forecasts}
+    # Only the days ahead: the history's points keep what was predicted then.
+    points = ForecastPoint.objects.filter(
+        forecast__in=forecasts, day__gt=F("forecast__history_end")
+    )
     for point in points:
-        forecast = by_forecast[point.forecast_id]
-        if point.day <= forecast.history_end:
-            continue
-        uplift = forecasting.uplift_on(point.day, context.events_for(key_of(forecast)))
+        uplift = forecasting.uplift_on(point.day, events[point.forecast_id])
         if uplift == point.uplift_percent:
             continue
-        old = forecasting.HUNDRED + point.uplift_percent
         for name in ("expected", "lower", "upper", "low_quantile"):
             value = getattr(point, name)
             if value is not None:
-                scaled = value * (forecasting.HUNDRED + uplift) / old
-                setattr(point, name, max(scaled, ZERO).quantize(forecasting.PLACES))
+                setattr(
+                    point,
+                    name,
+                    forecasting.with_uplift(value, uplift, replacing=point.uplift_percent),
+                )
         point.uplift_percent = uplift
         changed.append(point)
     ForecastPoint.objects.bulk_update(
@@ -998,7 +976,7 @@ def _exclusion_store(
         starts_on=starts_on,
         ends_on=ends_on,
         source=source,
-        **{f"{name}": subject.get(name) for name in FIELD.values()},
+        **{name: subject.get(name) for name in FIELD.values()},
     ).first()
     if found is not None:
         return found
@@ -1112,21 +1090,24 @@ def outlooks(forecasts: Sequence[Forecast], *, today: dt.date) -> dict[int, Outl
     }
 
 
+def _applying_to(forecast: Forecast) -> Q:
+    """Events and exclusions that apply to the forecast: its subject's and the organisation's."""
+    name = FIELD[forecast.kind]
+    return ORGANISATION | Q(**{f"{name}_id": getattr(forecast, f"{name}_id")})
+
+
 def events_for_forecast(forecast: Forecast) -> QuerySet[BusinessEvent]:
     """The events that apply to the forecast: its subject's and the organisation's."""
-    name = FIELD[forecast.kind]
-    organisation = Q(business_unit__isnull=True, pool__isnull=True, endpoint__isnull=True)
-    return BusinessEvent.objects.filter(
-        organisation | Q(**{f"{name}_id": getattr(forecast, f"{name}_id")})
-    ).select_related("business_unit", "pool", "endpoint")
+    return BusinessEvent.objects.filter(_applying_to(forecast)).select_related(
+        "business_unit", "pool", "endpoint"
+    )
 
 
 def exclusions_for_forecast(forecast: Forecast) -> QuerySet[ForecastExclusion]:
-    name = FIELD[forecast.kind]
-    organisation = Q(business_unit__isnull=True, pool__isnull=True, endpoint__isnull=True)
-    return ForecastExclusion.objects.filter(
-        organisation | Q(**{f"{name}_id": getattr(forecast, f"{name}_id")})
-    ).select_related("business_unit", "pool", "endpoint__model_version__model", "created_by")
+    """The days left out of the forecast: its subject's and the organisation's."""
+    return ForecastExclusion.objects.filter(_applying_to(forecast)).select_related(
+        "business_unit", "pool", "endpoint__model_version__model", "created_by"
+    )
 
 
 def last_refresh() -> dt.datetime | None:

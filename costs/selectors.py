@@ -238,11 +238,12 @@ def chargeback_months(*, user: User | None) -> list[dt.date]:
     visible = visible_unit_ids(user)
     if settings.CAPGOV_COST_CACHE_SECONDS <= 0:
         return _months_with_costs(None if visible is None else tuple(sorted(visible)))
-    months = list(_cached(("months",), _Stamps.read().overall, lambda: _months_with_costs(None)))
+    stamps = _Stamps.read()
+    months = list(_cached(("months",), stamps.overall, lambda: _months_with_costs(None)))
     if visible is None:
         return months
     # The months' sums by unit are cached for everyone: which units a month has is in them.
-    parts = _month_parts_many(months=months, amount_field="billed_cost")
+    parts = _month_parts_many(months=months, amount_field="billed_cost", stamps=stamps)
     return [m for m in months if any(visible & set(units) for units in parts[m].values())]
 
 
@@ -446,12 +447,15 @@ def _month_parts(*, month: dt.date, amount_field: str) -> MonthParts:
     return _month_parts_many(months=[month], amount_field=amount_field)[month]
 
 
-def _month_parts_many(*, months: Sequence[dt.date], amount_field: str) -> dict[dt.date, MonthParts]:
-    """``_month_parts`` of several months, read from the cache in one round trip."""
+def _month_parts_many(
+    *, months: Sequence[dt.date], amount_field: str, stamps: _Stamps | None = None
+) -> dict[dt.date, MonthParts]:
+    """``_month_parts`` of several months, read from the cache in one round trip (under
+    ``stamps`` when the caller has just read them)."""
     seconds = settings.CAPGOV_COST_CACHE_SECONDS
     if seconds <= 0:
         return {month: _month_parts_compute(month, amount_field) for month in months}
-    stamps = _Stamps.read()
+    stamps = stamps or _Stamps.read()
     keys = {m: _cache_key(("parts", m, amount_field), stamps.month(m)) for m in months}
     try:
         found = cache.get_many(list(keys.values()))
