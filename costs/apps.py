@@ -12,9 +12,11 @@ class CostsConfig(AppConfig):
         from costs.notes import budget_share_note
         from costs.retirement_aws import SageMakerActuator
         from costs.retirement_gcp import VertexActuator
-        from governance.extensions import register_request_note
+        from costs.tco_services import tco_assessment_panel, tco_decision_panel
+        from governance.extensions import register_decision_panel, register_request_note
         from registry.extensions import (
             register_actual_cost_provider,
+            register_assessment_panel,
             register_endpoint_actuator,
             register_endpoint_cost_provider,
         )
@@ -29,9 +31,5 @@ class CostsConfig(AppConfig):
         register_endpoint_actuator("aws", SageMakerActuator)
         register_endpoint_actuator("gcp", VertexActuator)
         # TCO scenarios attached to a decision or a capacity assessment show on its page.
-        from costs.tco_services import tco_assessment_panel, tco_decision_panel
-        from governance.extensions import register_decision_panel
-        from registry.extensions import register_assessment_panel
-
         register_decision_panel(tco_decision_panel)
         register_assessment_panel(tco_assessment_panel)

@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import plotly.graph_objects as go
 
+from costs.tco import OPTION_LABELS
+
 # A unit keeps its colour on every chart: picked from its code, Unallocated always red.
 _PALETTE = (
     "#2856c7",
@@ -131,11 +133,6 @@ def monthly_trend(series: Mapping[str, Mapping[dt.date, Decimal]], *, currency: 
 
 
 _TCO_COLOURS = {"on_prem": "#1e9e6a", "cloud_on_demand": "#2856c7", "cloud_committed": "#e08a00"}
-_TCO_NAMES = {
-    "on_prem": "On-prem",
-    "cloud_on_demand": "Cloud on-demand",
-    "cloud_committed": "Cloud committed",
-}
 
 
 def tco_by_utilisation(
@@ -148,16 +145,16 @@ def tco_by_utilisation(
     """Yearly cost of each option against utilisation (TCO), the break-even marked."""
     levels = [float(u) for u in curve["utilisation"]]
     fig = go.Figure()
-    for key in ("on_prem", "cloud_on_demand", "cloud_committed"):
+    for key, name in OPTION_LABELS.items():
         if key not in curve:
             continue
         fig.add_scatter(
-            name=_TCO_NAMES[key],
+            name=name,
             x=levels,
             y=[float(v) for v in curve[key]],
             mode="lines",
             line_color=_TCO_COLOURS[key],
-            hovertemplate=f"%{{y:,.2f}} {currency} a year<extra>{_TCO_NAMES[key]}</extra>",
+            hovertemplate=f"%{{y:,.2f}} {currency} a year<extra>{name}</extra>",
         )
     if break_even_percent is not None and break_even_percent <= 100:
         on_prem = float(curve["on_prem"][0])

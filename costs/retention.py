@@ -40,6 +40,7 @@ from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from costs.budgets import next_month
 from costs.models import (
     BillingImport,
     CostRow,
@@ -48,7 +49,7 @@ from costs.models import (
     RetentionPolicy,
     RetentionRun,
 )
-from costs.services import _lock_slices
+from costs.services import _COPY_COLUMNS, _lock_slices
 from governance.choices import Role
 from governance.exceptions import DomainError, PermissionDeniedError
 from governance.models import SloMeasurement, User
@@ -72,33 +73,17 @@ DEFAULT_NOTES = {
 }
 # PoolUsage rows written in place of a month's daily rows.
 MONTHLY_SOURCE = "retention-monthly"
-# Columns a monthly aggregate of billing detail keeps as they are: everything but the usage
-# day (which becomes the month's first day) and the summed amounts.
-COST_GROUP_COLUMNS = (
-    "source",
-    "provider",
-    "billing_account_id",
-    "billing_account_name",
-    "sub_account_id",
-    "sub_account_name",
-    "charge_category",
-    "service_name",
-    "service_category",
-    "resource_id",
-    "resource_name",
-    "sku_id",
-    "region",
-    "pricing_unit",
-    "tag_set_id",
-    "currency",
-)
 COST_SUMS = ("billed_cost", "effective_cost", "list_cost", "quantity")
+# Columns a monthly aggregate of billing detail keeps as they are: every column an import
+# stores but its import and month (kept per slice), the usage day (which becomes the month's
+# first day) and the summed amounts.
+COST_GROUP_COLUMNS = tuple(
+    c
+    for c in _COPY_COLUMNS
+    if c not in {"billing_import_id", "billing_period", "usage_date", *COST_SUMS}
+)
 GIB = Decimal(1024**3)
 COST_PLACES = Decimal("0.0001")
-
-
-def month_next(month: dt.date) -> dt.date:
-    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
 # --- Policies -----------------------------------------------------------------------------------
@@ -413,12 +398,11 @@ def _billing_report(report: ClassReport) -> None:
     )
 
 
-def _benchmark_files(cutoff: dt.date | None = None) -> list[tuple[int, str, int, dt.datetime]]:
-    """(benchmark id, file name, bytes, uploaded at) of the raw files still in storage."""
+def _benchmark_files() -> list[tuple[int, str, int, dt.datetime]]:
+    """(benchmark id, file name, bytes, uploaded at) of the raw files still in storage, oldest
+    first."""
     files = []
     rows = EfficiencyBenchmark.objects.exclude(raw_file="").order_by("uploaded_at", "pk")
-    if cutoff is not None:
-        rows = rows.filter(uploaded_at__lt=_midnight(cutoff))
     for pk, name, uploaded in rows.values_list("pk", "raw_file", "uploaded_at"):
         try:
             files.append((pk, name, default_storage.size(name), uploaded))
@@ -712,7 +696,7 @@ def _prune_billing(
 def _compact_pool_month(*, month: dt.date, dry_run: bool) -> tuple[int, int] | str:
     """One month of pool usage as one row per pool and unit, atomically."""
     with transaction.atomic():
-        rows = PoolUsage.objects.filter(day__gte=month, day__lt=month_next(month))
+        rows = PoolUsage.objects.filter(day__gte=month, day__lt=next_month(month))
         # Lock the month's rows (an upload of the same days waits), then read their sums.
         list(rows.select_for_update().values_list("pk", flat=True))
         groups = list(
@@ -733,7 +717,7 @@ def _compact_pool_month(*, month: dt.date, dry_run: bool) -> tuple[int, int] | s
         wanted = Q()
         for g in todo:
             wanted |= Q(pool_id=g["pool_id"], business_unit_id=g["business_unit_id"])
-        PoolUsage.objects.filter(day__gte=month, day__lt=month_next(month)).filter(wanted).delete()
+        rows.filter(wanted).delete()
         PoolUsage.objects.bulk_create(
             [
                 PoolUsage(
@@ -821,8 +805,10 @@ def _prune_usage(
 def _prune_benchmarks(
     tally: _Tally, *, policy: RetentionPolicy, cutoff: dt.date, dry_run: bool, today: dt.date
 ) -> None:
-    tally.rows_before = len(_benchmark_files())
-    for pk, name, size, uploaded in _benchmark_files(cutoff):
+    files = _benchmark_files()  # one look at each file's size, for the count and the sizes
+    tally.rows_before = len(files)
+    start = _midnight(cutoff)
+    for pk, name, size, uploaded in (f for f in files if f[3] < start):
         if not dry_run:
             default_storage.delete(name)
             with transaction.atomic():

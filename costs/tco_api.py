@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from costs import tco, tco_services
 from costs.models import TcoScenario
 from governance.api.exceptions import ErrorSerializer
+from governance.filters import IdFilter
 from governance.models import BusinessUnit, Decision
 from governance.policy import CURRENCY_HELP, currency_code_parse
 from governance.selectors import decision_list
@@ -85,7 +86,7 @@ class ScopedIdField(serializers.PrimaryKeyRelatedField):
 
 
 def _benchmarks(user):
-    return registry_selectors.benchmark_list(user=user).prefetch_related(None)
+    return tco_services.tco_benchmark_choices(user=user)
 
 
 def _assessments(user):
@@ -104,8 +105,9 @@ class UnitField(serializers.SlugRelatedField):
         return tco_services.tco_unit_choices(user=request.user if request else None)
 
 
-class TcoInputSerializer(serializers.Serializer):
-    """The workload's inputs; the throughput given wins over the benchmark's."""
+class TcoInputFields(serializers.Serializer):
+    """The inputs the calculator and a saved scenario share, checked by the calculator's own
+    rules (PUE 1 or more, utilisation 0-100, ...) field by field."""
 
     currency = serializers.CharField(max_length=3, default="USD", help_text=CURRENCY_HELP)
     capex = serializers.DecimalField(max_digits=24, decimal_places=10)
@@ -121,6 +123,24 @@ class TcoInputSerializer(serializers.Serializer):
         min_value=1, max_value=tco.MAX_HOURS_PER_YEAR, default=tco.HOURS_PER_YEAR
     )
     cloud_on_demand_hourly = serializers.DecimalField(max_digits=18, decimal_places=6)
+
+    def validate_currency(self, value: str) -> str:
+        code = currency_code_parse(value)
+        if code is None:
+            raise serializers.ValidationError(CURRENCY_HELP)
+        return code
+
+    def validate(self, attrs: dict) -> dict:
+        current = {}
+        if self.instance is not None:  # a change: the inputs it leaves keep their values
+            current = {key: getattr(self.instance, key) for key in tco_services.INPUT_FIELDS}
+        _check({**current, **attrs})
+        return attrs
+
+
+class TcoInputSerializer(TcoInputFields):
+    """The workload's inputs; the throughput given wins over the benchmark's."""
+
     cloud_committed_hourly = serializers.DecimalField(
         max_digits=18, decimal_places=6, required=False, allow_null=True, default=None
     )
@@ -136,19 +156,9 @@ class TcoInputSerializer(serializers.Serializer):
         help_text="An efficiency benchmark whose throughput gives the cost per 1M requests.",
     )
 
-    def validate_currency(self, value: str) -> str:
-        code = currency_code_parse(value)
-        if code is None:
-            raise serializers.ValidationError(CURRENCY_HELP)
-        return code
-
-    def validate(self, attrs: dict) -> dict:
-        _check(attrs)
-        return attrs
-
 
 def _check(attrs: dict) -> None:
-    """The calculator's own rules (PUE 1 or more, utilisation 0-100, ...), field by field."""
+    """The calculator's own rules, field by field; a missing required input says so itself."""
     required = ("capex", "depreciation_years", "power_kw", "pue", "price_per_kwh")
     if any(attrs.get(key) is None for key in (*required, "operations_per_year")):
         return  # a required field is missing: its own error says so
@@ -169,7 +179,7 @@ def _check(attrs: dict) -> None:
         raise serializers.ValidationError(errors)
 
 
-class TcoScenarioSerializer(serializers.ModelSerializer):
+class TcoScenarioSerializer(TcoInputFields, serializers.ModelSerializer):
     """A saved scenario: its inputs, what it is attached to, and its results (read-only)."""
 
     business_unit = UnitField(
@@ -191,20 +201,6 @@ class TcoScenarioSerializer(serializers.ModelSerializer):
     decisions = ScopedIdField(
         scope=_decisions, queryset=Decision.objects.all(), many=True, required=False
     )
-    currency = serializers.CharField(max_length=3, default="USD", help_text=CURRENCY_HELP)
-    capex = serializers.DecimalField(max_digits=24, decimal_places=10)
-    depreciation_years = serializers.IntegerField(min_value=1, max_value=30)
-    power_kw = serializers.DecimalField(max_digits=10, decimal_places=3)
-    pue = serializers.DecimalField(max_digits=5, decimal_places=3)
-    price_per_kwh = serializers.DecimalField(max_digits=10, decimal_places=5)
-    operations_per_year = serializers.DecimalField(max_digits=24, decimal_places=10)
-    utilisation_percent = serializers.DecimalField(
-        max_digits=5, decimal_places=2, default=tco.HUNDRED
-    )
-    hours_per_year = serializers.IntegerField(
-        min_value=1, max_value=tco.MAX_HOURS_PER_YEAR, default=tco.HOURS_PER_YEAR
-    )
-    cloud_on_demand_hourly = serializers.DecimalField(max_digits=18, decimal_places=6)
     cloud_committed_hourly = serializers.DecimalField(
         max_digits=18, decimal_places=6, required=False, allow_null=True
     )
@@ -234,19 +230,6 @@ class TcoScenarioSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "results", "created_by", "created_at", "updated_at"]
 
-    def validate_currency(self, value: str) -> str:
-        code = currency_code_parse(value)
-        if code is None:
-            raise serializers.ValidationError(CURRENCY_HELP)
-        return code
-
-    def validate(self, attrs: dict) -> dict:
-        current = {}
-        if self.instance is not None:
-            current = {key: getattr(self.instance, key) for key in tco_services.INPUT_FIELDS}
-        _check({**current, **attrs})
-        return attrs
-
 
 # --- Views ------------------------------------------------------------------------------------
 
@@ -274,8 +257,8 @@ class TcoScenarioFilterSet(django_filters.FilterSet):
         field_name="business_unit__code", lookup_expr="iexact", label="Business unit code"
     )
     name = django_filters.CharFilter(field_name="name", lookup_expr="icontains")
-    assessment = django_filters.NumberFilter(field_name="assessments", label="Attached assessment")
-    decision = django_filters.NumberFilter(field_name="decisions", label="Attached decision")
+    assessment = IdFilter(field_name="assessments", label="Attached assessment")
+    decision = IdFilter(field_name="decisions", label="Attached decision")
 
     class Meta:
         model = TcoScenario

@@ -8,6 +8,7 @@ from django import forms
 
 from costs import tco
 from costs.models import TcoScenario
+from costs.tco_services import INPUT_FIELDS
 from governance.policy import CURRENCY_HELP, currency_code_parse
 
 
@@ -98,22 +99,7 @@ class TcoForm(forms.Form):
             "business_unit": scenario.business_unit_id,
             "currency": scenario.currency,
             "benchmark": scenario.benchmark_id,
-            **{
-                key: getattr(scenario, key)
-                for key in (
-                    "capex",
-                    "depreciation_years",
-                    "power_kw",
-                    "pue",
-                    "price_per_kwh",
-                    "operations_per_year",
-                    "utilisation_percent",
-                    "hours_per_year",
-                    "cloud_on_demand_hourly",
-                    "cloud_committed_hourly",
-                    "requests_per_second",
-                )
-            },
+            **{key: getattr(scenario, key) for key in INPUT_FIELDS},
         }
         return cls(data=data, initial=initial, units=units, benchmarks=benchmarks)
 

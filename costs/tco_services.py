@@ -25,7 +25,6 @@ from governance.models import BusinessUnit, Decision, User
 from governance.money import money_format
 from governance.policy import CURRENCY_HELP, currency_code_parse
 from governance.selectors import decision_list, manages_costs, visible_unit_ids
-from registry import extensions as registry_extensions
 from registry import selectors as registry_selectors
 from registry.choices import AssessmentStatus
 from registry.models import CapacityAssessment, EfficiencyBenchmark
@@ -100,15 +99,14 @@ def tco_unit_choices(*, user: User | AnonymousUser | None) -> QuerySet[BusinessU
 
 
 def tco_may_create(*, user: User | AnonymousUser | None) -> bool:
-    return tco_sees_all(user) or bool(tco_unit_ids(user))
+    ids = tco_unit_ids(user)
+    return ids is None or bool(ids)
 
 
 def tco_may_edit(*, user: User | AnonymousUser | None, scenario: TcoScenario) -> bool:
     """Wide roles edit every scenario; a unit's people edit their own units' scenarios."""
     ids = tco_unit_ids(user)
-    if ids is None:
-        return user is None or user.is_authenticated
-    return scenario.business_unit_id is not None and scenario.business_unit_id in ids
+    return ids is None or scenario.business_unit_id in ids
 
 
 def tco_benchmark_choices(*, user: User | AnonymousUser | None) -> QuerySet[EfficiencyBenchmark]:
@@ -291,9 +289,6 @@ def tco_scenario_save(
     name = (name or "").strip()
     if not name:
         raise TcoInputError({"name": "Give the scenario a name, e.g. “H100 node vs p5 on-demand”."})
-    unknown = set(inputs) - set(INPUT_FIELDS)
-    if unknown:
-        raise TypeError(f"unknown TCO inputs: {', '.join(sorted(unknown))}")
     calculation = tco_calculate(currency=currency, benchmark=benchmark, **inputs)
     target = scenario or TcoScenario(created_by=by)
     target.name = name[:200]
@@ -417,9 +412,9 @@ def tco_summary(scenario: TcoScenario) -> str:
     )
 
 
-def _items(scenarios, item=RelatedItem) -> list:
+def _items(scenarios: QuerySet[TcoScenario]) -> list[RelatedItem]:
     return [
-        item(
+        RelatedItem(
             title=scenario.name,
             url=scenario.get_absolute_url(),
             text=tco_summary(scenario),
@@ -436,8 +431,6 @@ def tco_decision_panel(decision: Decision, user: User | None = None) -> list[Rel
 
 def tco_assessment_panel(
     assessment: CapacityAssessment, user: User | None = None
-) -> list[registry_extensions.RelatedItem]:
+) -> list[RelatedItem]:
     """For an assessment's page: the TCO scenarios attached to it that the reader may see."""
-    return _items(
-        tco_scenario_list(user=user).filter(assessments=assessment), registry_extensions.RelatedItem
-    )
+    return _items(tco_scenario_list(user=user).filter(assessments=assessment))

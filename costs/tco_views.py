@@ -60,40 +60,45 @@ def _field_errors(form: TcoForm, exc: DomainError) -> None:
         form.add_error(key if key in form.fields else None, text)
 
 
+def _save(request: HttpRequest, form: TcoForm, scenario: TcoScenario | None) -> TcoScenario | None:
+    """Save the valid form as a new or changed scenario; None, the form carrying what is wrong,
+    when the inputs cannot be costed."""
+    data = form.cleaned_data
+    try:
+        return tco_services.tco_scenario_save(
+            scenario=scenario,
+            by=request.user,
+            name=data["name"],
+            description=data["description"],
+            business_unit=data["business_unit"],
+            **form.inputs(),
+        )
+    except PermissionDeniedError as exc:
+        raise PermissionDenied(exc.message) from exc
+    except DomainError as exc:
+        _field_errors(form, exc)
+        return None
+
+
 @require_http_methods(["GET", "POST"])
 def tco_index(request: HttpRequest) -> HttpResponse:
     """Saved scenarios and the calculator: *Calculate* shows the result, *Save* keeps it."""
     _require_access(request)
     form = _form(request)
     calculation = chart = None
-    status = 200
-    if request.method == "POST":
-        saving = request.POST.get("action") == "save"
-        if form.is_valid():
-            data = form.cleaned_data
+    if request.method == "POST" and form.is_valid():
+        if request.POST.get("action") == "save":
+            scenario = _save(request, form, None)
+            if scenario is not None:
+                messages.success(request, f"Scenario {scenario.name} saved.")
+                return redirect(scenario)
+        else:
             try:
-                if saving:
-                    scenario = tco_services.tco_scenario_save(
-                        scenario=None,
-                        by=request.user,
-                        name=data["name"],
-                        description=data["description"],
-                        business_unit=data["business_unit"],
-                        **form.inputs(),
-                    )
-                else:
-                    calculation = tco_services.tco_calculate(**form.inputs())
-            except PermissionDeniedError as exc:
-                raise PermissionDenied(exc.message) from exc
+                calculation = tco_services.tco_calculate(**form.inputs())
             except DomainError as exc:
                 _field_errors(form, exc)
             else:
-                if saving:
-                    messages.success(request, f"Scenario {scenario.name} saved.")
-                    return redirect(scenario)
                 chart = _chart(calculation.inputs, calculation.result, "tco-calculated")
-        if not form.is_valid():
-            status = 400
     scenarios = Paginator(tco_services.tco_scenario_list(user=request.user), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
@@ -107,7 +112,7 @@ def tco_index(request: HttpRequest) -> HttpResponse:
             "page": scenarios,
             "labels": tco.OPTION_LABELS,
         },
-        status=status,
+        status=400 if form.is_bound and not form.is_valid() else 200,
     )
 
 
@@ -126,19 +131,16 @@ def tco_detail(request: HttpRequest, pk: int) -> HttpResponse:
     scenario = _scenario_get(request, pk)
     user = request.user
     inputs = tco_services.tco_scenario_inputs(scenario)
-    result = chart = None
+    chart = None
     try:
         result = tco.tco_compute(inputs)
     except tco.TcoError:
-        result = None  # a scenario saved under other rules: its stored figures still show
-    if result is not None:
+        pass  # a scenario saved under other rules: its stored figures still show, unplotted
+    else:
         chart = _chart(inputs, result, "tco-curve")
     may_edit = tco_services.tco_may_edit(user=user, scenario=scenario)
     assessments = list(registry_selectors.assessment_list(user=user).filter(tco_scenarios=scenario))
     decisions = list(decision_list(user=user).filter(tco_scenarios=scenario))
-    attach_form = None
-    if may_edit:
-        attach_form = _attach_form(request)
     return render(
         request,
         "costs/tco_detail.html",
@@ -150,7 +152,7 @@ def tco_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "may_edit": may_edit,
             "assessments": assessments,
             "decisions": decisions,
-            "attach_form": attach_form,
+            "attach_form": _attach_form(request) if may_edit else None,
             "labels": tco.OPTION_LABELS,
         },
     )
@@ -188,29 +190,14 @@ def _attach_form(request: HttpRequest, data=None) -> TcoAttachForm:
 def tco_update(request: HttpRequest, pk: int) -> HttpResponse:
     scenario = _scenario_editable(request, pk)
     form = _form(request, scenario)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                tco_services.tco_scenario_save(
-                    scenario=scenario,
-                    by=request.user,
-                    name=data["name"],
-                    description=data["description"],
-                    business_unit=data["business_unit"],
-                    **form.inputs(),
-                )
-            except PermissionDeniedError as exc:
-                raise PermissionDenied(exc.message) from exc
-            except DomainError as exc:
-                _field_errors(form, exc)
-            else:
-                messages.success(request, f"Scenario {scenario.name} updated and recomputed.")
-                return redirect(scenario)
-        status = 400
+    if request.method == "POST" and form.is_valid() and _save(request, form, scenario):
+        messages.success(request, f"Scenario {scenario.name} updated and recomputed.")
+        return redirect(scenario)
     return render(
-        request, "costs/tco_form.html", {"form": form, "scenario": scenario}, status=status
+        request,
+        "costs/tco_form.html",
+        {"form": form, "scenario": scenario},
+        status=400 if form.is_bound else 200,
     )
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
+from governance.extensions import RelatedItem  # one line of a page's "Related" section
+
 
 class ActualCost(NamedTuple):
     """What a version's endpoints cost per 1k invocations in one month."""
@@ -114,16 +116,7 @@ def endpoint_actuator(provider: str) -> EndpointActuator | None:
 # --- Assessments: what other apps link to a capacity assessment -----------------------------
 
 
-class RelatedItem(NamedTuple):
-    """One line of an assessment page's "Related" section: a linked title and a sentence."""
-
-    title: str
-    url: str
-    text: str
-    section: str = "Related"
-
-
-AssessmentPanel = Callable[[Any, Any], Iterable[RelatedItem]]
+AssessmentPanel = Callable[[Any, Any], Iterable[RelatedItem | tuple[str, str, str]]]
 _assessment_panels: list[AssessmentPanel] = []
 
 
@@ -139,5 +132,5 @@ def assessment_related(assessment: Any, *, user: Any = None) -> list[RelatedItem
     items: list[RelatedItem] = []
     for panel in _assessment_panels:
         for item in panel(assessment, user):
-            items.append(RelatedItem(*item))
+            items.append(item if isinstance(item, RelatedItem) else RelatedItem(*item))
     return items

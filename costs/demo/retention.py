@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from costs import chargeback, sampledata, services
+from costs.budgets import previous_month
 from costs.models import CostRow, DataClass, PeriodStatus, RetentionRun, TcoScenario
 from costs.retention import policy_cutoff, retention_policies_ensure, retention_prune_all
 from costs.tco_services import tco_scenario_attach, tco_scenario_save
@@ -36,15 +37,11 @@ OLD_BENCHMARK = "assistant-2.0-fp16-pilot.json"
 TCO_NAME = "Support assistant: an H100 node on-prem vs p5.48xlarge"
 
 
-def _month_before(month: dt.date) -> dt.date:
-    return (month - dt.timedelta(days=1)).replace(day=1)
-
-
 def _old_months(today: dt.date) -> list[dt.date]:
     """The two calendar months just before the billing-detail policy's cutoff month."""
     policy = retention_policies_ensure()[DataClass.BILLING_DETAIL]
-    last = _month_before(policy_cutoff(policy, today).replace(day=1))
-    return [_month_before(last), last]
+    last = previous_month(policy_cutoff(policy, today))
+    return [previous_month(last), last]
 
 
 def _old_bill(months: list[dt.date], finance: User) -> int:
@@ -145,7 +142,6 @@ def seed_tco(*, finance: User) -> TcoScenario | None:
     research = BusinessUnit.objects.filter(code="RES").first()
     assessment = (
         CapacityAssessment.objects.filter(version__model__name="support-assistant")
-        .select_related("benchmark", "decision")
         .order_by("-submitted_at")
         .first()
     )
