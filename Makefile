@@ -47,8 +47,10 @@ format: install
 serve: install
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# Both queues (imports and syncs are routed to the bulk one), and beat, in one process.
 worker: install
-	$(BIN)/celery -A governance worker --beat --loglevel=INFO
+	$(BIN)/celery -A governance worker --beat --loglevel=INFO \
+		-Q $${CAPGOV_DEFAULT_QUEUE:-celery},$${CAPGOV_BULK_QUEUE:-bulk}
 
 # Production settings on this machine: gunicorn, a worker per queue and beat against the local
 # PostgreSQL and Redis (DATABASE_URL / CELERY_BROKER_URL, or their local defaults); migrates

@@ -14,7 +14,6 @@ import logging
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.conf import settings
@@ -34,6 +33,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from governance import observability
 from governance.choices import RequestStatus, Role, StepStatus
 from governance.models import (
     ApprovalRequest,
@@ -50,11 +50,10 @@ logger = logging.getLogger(__name__)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 # kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists of their own.
 REDIS_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-BROKER_TIMEOUT_SECONDS = 1.0
 
 
 def _status_counts(model: type[models.Model], *group: str) -> dict[tuple[str, ...], int]:
-    """Rows per value of ``group``, with every status choice present (at 0 when none)."""
+    """Rows per value of ``group`` (a value no row has is absent: callers add it at 0)."""
     counts: dict[tuple[str, ...], int] = {}
     rows = model.objects.order_by().values(*group).annotate(n=Count("pk"))
     for row in rows:
@@ -96,28 +95,14 @@ def _duration_histogram(
 
 def _queue_lengths() -> dict[str, int] | None:
     """LLEN of the default and bulk queues; None when tasks run eagerly or not on Redis."""
-    url = settings.CELERY_BROKER_URL
-    if settings.CELERY_TASK_ALWAYS_EAGER or urlsplit(url).scheme not in {"redis", "rediss"}:
+    if not observability.broker_on_redis():
         return None
-    import redis
-
-    queues = sorted(
-        {
-            getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery"),
-            getattr(settings, "CAPGOV_BULK_QUEUE", "bulk"),
-        }
-    )
-    client = redis.Redis.from_url(
-        url, socket_timeout=BROKER_TIMEOUT_SECONDS, socket_connect_timeout=BROKER_TIMEOUT_SECONDS
-    )
-    try:
-        with client.pipeline(transaction=False) as pipe:
-            for queue in queues:
-                for suffix in REDIS_PRIORITY_SUFFIXES:
-                    pipe.llen(queue + suffix)
-            lengths = pipe.execute()
-    finally:
-        client.close()
+    queues = sorted({settings.CELERY_TASK_DEFAULT_QUEUE, settings.CAPGOV_BULK_QUEUE})
+    with observability.broker_redis() as client, client.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            for suffix in REDIS_PRIORITY_SUFFIXES:
+                pipe.llen(queue + suffix)
+        lengths = pipe.execute()
     per_queue = len(REDIS_PRIORITY_SUFFIXES)
     return {
         queue: sum(lengths[i * per_queue : (i + 1) * per_queue]) for i, queue in enumerate(queues)
@@ -313,7 +298,7 @@ class DomainCollector(Collector):
         return max((self.now - since).total_seconds(), 0.0) if since else 0.0
 
 
-def metrics_text(*, now: datetime | None = None) -> bytes:
+def metrics_text() -> bytes:
     """The whole exposition: the process (or multiprocess) registry, then the domain's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -321,7 +306,7 @@ def metrics_text(*, now: datetime | None = None) -> bytes:
     else:
         registry = REGISTRY
     domain = CollectorRegistry(auto_describe=False)
-    domain.register(DomainCollector(now=now))
+    domain.register(DomainCollector())
     return generate_latest(registry) + generate_latest(domain)
 
 

@@ -12,13 +12,18 @@ before Django is set up.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # The message header a published task carries the id in.
@@ -223,26 +228,43 @@ def check_database() -> str:
     return "ok"
 
 
+def broker_on_redis() -> bool:
+    """Whether tasks go to a Redis broker (not eagerly run, not another transport)."""
+    from django.conf import settings
+
+    return not settings.CELERY_TASK_ALWAYS_EAGER and settings.CELERY_BROKER_URL.startswith(
+        ("redis://", "rediss://")
+    )
+
+
+@contextlib.contextmanager
+def broker_redis() -> Iterator[redis.Redis]:
+    """A client on the Redis broker whose every call gives up after a second, so a stopped
+    Redis slows a probe or a scrape by that much at most, never hangs it."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(
+        settings.CELERY_BROKER_URL,
+        socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
+        socket_timeout=BROKER_TIMEOUT_SECONDS,
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def check_broker() -> str:
     """A Redis PING with a short timeout (any other broker: one connection attempt)."""
     from django.conf import settings
 
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return "eager (no broker configured)"
-    url: str = settings.CELERY_BROKER_URL
     try:
-        if url.startswith(("redis://", "rediss://")):
-            import redis
-
-            client = redis.Redis.from_url(
-                url,
-                socket_connect_timeout=BROKER_TIMEOUT_SECONDS,
-                socket_timeout=BROKER_TIMEOUT_SECONDS,
-            )
-            try:
+        if broker_on_redis():
+            with broker_redis() as client:
                 client.ping()
-            finally:
-                client.close()
         else:
             from governance.celery import app
 

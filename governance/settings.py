@@ -23,7 +23,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env_str(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name, default)
+    """The variable's text; unset or empty means ``default`` (None: it must be set), as for
+    the other helpers, so a copied .env.example's blank lines keep the defaults."""
+    value = os.environ.get(name) or default
     if value is None:
         raise ImproperlyConfigured(f"Set the {name} environment variable (see .env.example).")
     return value
@@ -187,7 +189,7 @@ TEMPLATES = [
 VAR_DIR = Path(env_str("CAPGOV_VAR_DIR", str(BASE_DIR / "var")))
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'capgov.sqlite3'}",
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'capgov.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
         # A kept connection is checked before a request reuses it: after a database restart
         # the first request of each process reconnects instead of failing with a 500.
@@ -262,7 +264,7 @@ CAPGOV_UNALLOCATED_ALERT_PERCENT = env_int("CAPGOV_UNALLOCATED_ALERT_PERCENT", 5
 CAPGOV_COST_CACHE_SECONDS = env_int("CAPGOV_COST_CACHE_SECONDS", 900 if PRODUCTION else 0)
 
 # --- Celery -------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
 if not CELERY_BROKER_URL:
     # Eager tasks never reach a broker; name an in-memory one so kombu does not go looking.
@@ -447,8 +449,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # Queues: long imports, syncs and derivations over many rows go to the bulk queue (its own
 # worker, `celery -A governance worker -Q bulk`), so they never hold up the default queue's
 # e-mails, escalations and expiries. Rename both to share one broker between installations.
-CAPGOV_DEFAULT_QUEUE = os.environ.get("CAPGOV_DEFAULT_QUEUE") or "celery"
-CAPGOV_BULK_QUEUE = os.environ.get("CAPGOV_BULK_QUEUE") or "bulk"
+CAPGOV_DEFAULT_QUEUE = env_str("CAPGOV_DEFAULT_QUEUE", "celery")
+CAPGOV_BULK_QUEUE = env_str("CAPGOV_BULK_QUEUE", "bulk")
 CELERY_TASK_DEFAULT_QUEUE = CAPGOV_DEFAULT_QUEUE
 CAPGOV_BULK_TASKS = frozenset(
     {
@@ -612,9 +614,8 @@ SPECTACULAR_SETTINGS = {
 # capgov). Otherwise each process keeps its own in memory (LocMem): limits still hold, but
 # per process, so N web processes let N times the rate through.
 CAPGOV_CACHE_URL = env_str("CAPGOV_CACHE_URL", "")
-_broker_url = os.environ.get("CELERY_BROKER_URL", "")
-if not CAPGOV_CACHE_URL and PRODUCTION and _broker_url.startswith(("redis://", "rediss://")):
-    CAPGOV_CACHE_URL = _broker_url
+if not CAPGOV_CACHE_URL and PRODUCTION and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CAPGOV_CACHE_URL = CELERY_BROKER_URL
 if CAPGOV_CACHE_URL:
     CACHES = {
         "default": {
@@ -646,7 +647,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=CAPGOV_LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "governance.throttle.login_locked_out"
-AXES_CLIENT_IP_CALLABLE = "governance.throttle.axes_client_ip"
+# None when there is no address (a test client's login): Axes' column holds IP addresses only.
+AXES_CLIENT_IP_CALLABLE = "governance.audit.client_address"
 # E-mailed links (approval and retirement links): requests per client address per window,
 # counted before the link is read, so a refusal neither uses nor reveals the link.
 CAPGOV_LINK_RATE = env_rate("CAPGOV_LINK_RATE", "30/10m")
@@ -705,13 +707,13 @@ if any(_oidc_given.values()) and not CAPGOV_OIDC_ENABLED:
         + (" (or CAPGOV_OIDC_ISSUER instead of the endpoints)" if not CAPGOV_OIDC_ISSUER else "")
         + ", or unset every CAPGOV_OIDC_ variable to turn it off."
     )
-OIDC_RP_SIGN_ALGO = env_str("CAPGOV_OIDC_SIGN_ALGO", "") or "RS256"
-OIDC_RP_SCOPES = env_str("CAPGOV_OIDC_SCOPES", "") or "openid email profile"
+OIDC_RP_SIGN_ALGO = env_str("CAPGOV_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("CAPGOV_OIDC_SCOPES", "openid email profile")
 OIDC_USE_PKCE = True
 OIDC_TIMEOUT = env_int("CAPGOV_OIDC_TIMEOUT_SECONDS", 10)
 OIDC_CREATE_USER = env_bool("CAPGOV_OIDC_CREATE_USERS", True)
-CAPGOV_OIDC_LABEL = env_str("CAPGOV_OIDC_LABEL", "") or "Sign in with SSO"
-CAPGOV_OIDC_GROUPS_CLAIM = env_str("CAPGOV_OIDC_GROUPS_CLAIM", "") or "groups"
+CAPGOV_OIDC_LABEL = env_str("CAPGOV_OIDC_LABEL", "Sign in with SSO")
+CAPGOV_OIDC_GROUPS_CLAIM = env_str("CAPGOV_OIDC_GROUPS_CLAIM", "groups")
 CAPGOV_OIDC_GROUP_ROLES = env_pairs("CAPGOV_OIDC_GROUP_ROLES")
 CAPGOV_OIDC_GROUP_UNITS = env_pairs("CAPGOV_OIDC_GROUP_UNITS")
 if CAPGOV_OIDC_GROUP_ROLES:
@@ -766,7 +768,7 @@ if PRODUCTION:
 # --- Logging ------------------------------------------------------------------------------
 # One JSON object per line in production (time, level, logger, message, request_id, and for
 # tasks task_name/task_id; see governance/observability.py), a plain line in development.
-LOG_FORMAT = os.environ.get("DJANGO_LOG_FORMAT") or ("json" if PRODUCTION else "plain")
+LOG_FORMAT = env_str("DJANGO_LOG_FORMAT", "json" if PRODUCTION else "plain")
 if LOG_FORMAT not in {"json", "plain"}:
     raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT={LOG_FORMAT!r}: use json or plain.")
 # The cloud SDKs log request and response bodies at DEBUG (assumed-role credentials among

@@ -36,12 +36,6 @@ def client_ip(request: HttpRequest) -> str:
     return client_address(request) or "unknown"
 
 
-def axes_client_ip(request: HttpRequest) -> str | None:
-    """The address django-axes records: None when there is none (a test client's login),
-    since its column holds IP addresses only and PostgreSQL refuses anything else."""
-    return client_address(request)
-
-
 def duration_text(seconds: int) -> str:
     """``600`` -> ``10 minutes``; ``90`` -> ``2 minutes``; ``45`` -> ``45 seconds``."""
     if seconds < 60:

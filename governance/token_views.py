@@ -9,7 +9,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -95,7 +94,7 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     user = request.user
     visible = ApiToken.objects.select_related("user")
     if not user.has_role(Role.PLATFORM_ADMIN):
-        visible = visible.filter(Q(user=user))
+        visible = visible.filter(user=user)
     token = get_object_or_404(visible, pk=pk)
     try:
         api_token_revoke(token=token, by=user)

@@ -142,9 +142,9 @@ def upload_check(*, upload: UploadedFile, kind: UploadKind, max_bytes: int) -> N
         raise UploadRejectedError(message, status=status)
 
 
-def request_limit(request: HttpRequest) -> int | None:
+def request_limit(request: HttpRequest) -> int:
     """The largest body a request may declare: files up to the billing limit, else the
-    form/JSON limit (``DATA_UPLOAD_MAX_MEMORY_SIZE``); None for no limit."""
+    form/JSON limit (``DATA_UPLOAD_MAX_MEMORY_SIZE``)."""
     if request.content_type == "multipart/form-data":
         return settings.CAPGOV_MAX_UPLOAD_MB * MIB + MULTIPART_MARGIN
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -162,7 +162,7 @@ class RequestSizeLimitMiddleware:
         except ValueError:
             length = 0
         limit = request_limit(request)
-        if limit is None or length <= limit:
+        if length <= limit:
             return self.get_response(request)
         message = (
             f"The request body is {size_text(length)}, over the {size_text(limit)} Capgov "

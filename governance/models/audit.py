@@ -10,25 +10,28 @@ from django.db import models
 from governance.models.organisation import BusinessUnit
 
 
+def _describe(
+    entry: dict[str, Any], instance: models.Model, action: int | None, changes: dict | None
+) -> None:
+    """Fill in the entry's kind, sentence and unit, unless the caller gave them."""
+    from governance.audit import audit_describe
+
+    kind, summary, unit_id = audit_describe(instance=instance, action=action, changes=changes)
+    entry.setdefault("kind", kind)
+    entry.setdefault("summary", summary)
+    entry.setdefault("business_unit_id", unit_id)
+
+
 class AuditEntryManager(LogEntryManager):
     """django-auditlog writes model changes through ``log_create``; each entry also gets a
     kind, a sentence and the business unit it concerns, so the log reads (and filters)
     without decoding the changes."""
 
     def log_create(self, instance: models.Model, force_log: bool = False, **kwargs: Any):
-        from governance.audit import audit_describe
-
-        kind, summary, unit_id = audit_describe(
-            instance=instance, action=kwargs.get("action"), changes=kwargs.get("changes")
-        )
-        kwargs.setdefault("kind", kind)
-        kwargs.setdefault("summary", summary)
-        kwargs.setdefault("business_unit_id", unit_id)
+        _describe(kwargs, instance, kwargs.get("action"), kwargs.get("changes"))
         return super().log_create(instance, force_log=force_log, **kwargs)
 
     def log_m2m_changes(self, changed_queryset, instance, operation, field_name, **kwargs):
-        from governance.audit import audit_describe
-
         changes = {
             field_name: {
                 "type": "m2m",
@@ -36,12 +39,7 @@ class AuditEntryManager(LogEntryManager):
                 "objects": [str(related) for related in changed_queryset],
             }
         }
-        kind, summary, unit_id = audit_describe(
-            instance=instance, action=AbstractLogEntry.Action.UPDATE, changes=changes
-        )
-        kwargs.setdefault("kind", kind)
-        kwargs.setdefault("summary", summary)
-        kwargs.setdefault("business_unit_id", unit_id)
+        _describe(kwargs, instance, AbstractLogEntry.Action.UPDATE, changes)
         return super().log_m2m_changes(changed_queryset, instance, operation, field_name, **kwargs)
 
 
@@ -52,7 +50,7 @@ class AuditEntry(AbstractLogEntry):
     ``actor`` and ``remote_addr`` come from the request that caused it (empty when Capgov did
     it on its own, from a schedule or a command); ``cid`` is the request id, also carried by
     the Celery tasks that request enqueued. ``kind`` is ``<app>.<model>.<what>`` for changes
-    (``costs.chargebackperiod.published``) or a domain name (``token.created``).
+    (``costs.chargebackperiod.published``) or a domain event's (``governance.apitoken.created``).
     """
 
     kind = models.CharField(max_length=100, db_index=True)

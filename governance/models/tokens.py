@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.db import models
 
 from governance.models.organisation import User
@@ -44,9 +42,6 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…, {self.scope})"
-
-    def is_active_at(self, now: datetime) -> bool:
-        return self.revoked_at is None and self.expires_at > now
 
     @property
     def writes(self) -> bool:
