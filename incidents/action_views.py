@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import django_filters
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -18,13 +17,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from governance.exceptions import DomainError
 from governance.models import User
 from incidents import actions
+from incidents.filters import ActionItemPageFilterSet
 from incidents.models import ActionItem, ActionKind, ActionStatus, PostMortem
+from incidents.views import redirect_back
 
 PAGE_SIZE = 25
 
@@ -60,25 +60,6 @@ class ActionItemForm(forms.Form):
             "due": item.due,
             "subject": actions.subject_key(item.subject),
         }
-
-
-class ActionItemFilterSet(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=ActionStatus.choices)
-    kind = django_filters.ChoiceFilter(choices=ActionKind.choices)
-    owner = django_filters.ModelChoiceFilter(
-        queryset=User.objects.filter(is_active=True).order_by("username"),
-        to_field_name="username",
-    )
-    overdue = django_filters.BooleanFilter(
-        method="only_overdue", widget=forms.CheckboxInput, label="Overdue only"
-    )
-
-    class Meta:
-        model = ActionItem
-        fields = ["status", "kind", "owner", "overdue"]
-
-    def only_overdue(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
-        return queryset.filter(is_overdue=True) if value else queryset
 
 
 def _postmortem_url(pm: PostMortem, item: ActionItem | None = None) -> str:
@@ -120,8 +101,7 @@ def action_create(request: HttpRequest, pk: int) -> HttpResponse:
             pm,
             form=None,
             status=403,
-            error="Only the post-mortem's authors and approvers, the incident's commander or a "
-            "platform admin can add action items.",
+            error=actions.MANAGERS_ONLY.format(doing="add action items"),
         )
     form = ActionItemForm(request.POST)
     if not form.is_valid():
@@ -153,8 +133,7 @@ def action_update(request: HttpRequest, pk: int) -> HttpResponse:
             form=None,
             item=item,
             status=403,
-            error="Only the post-mortem's authors and approvers, the incident's commander or a "
-            "platform admin can change action items.",
+            error=actions.MANAGERS_ONLY.format(doing="change action items"),
         )
     if request.method == "GET":
         form = ActionItemForm(initial=ActionItemForm.initial_for(item))
@@ -191,12 +170,7 @@ def action_close(request: HttpRequest, pk: int) -> HttpResponse:
             error=exc.message,
         )
     messages.success(request, f"Action item “{item.title}” {item.get_status_display().lower()}.")
-    wanted = request.POST.get("next", "")
-    if wanted and url_has_allowed_host_and_scheme(
-        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(wanted)
-    return redirect(_postmortem_url(item.postmortem, item))
+    return redirect_back(request, _postmortem_url(item.postmortem, item))
 
 
 def _page(request: HttpRequest, qs: QuerySet[ActionItem]):
@@ -208,7 +182,7 @@ def _page(request: HttpRequest, qs: QuerySet[ActionItem]):
 
 def action_list(request: HttpRequest) -> HttpResponse:
     """Every action item, open first by due date, with filters."""
-    filterset = ActionItemFilterSet(
+    filterset = ActionItemPageFilterSet(
         request.GET or None,
         queryset=actions.action_items().order_by(actions.OPEN_FIRST, "due", "pk"),
         request=request,

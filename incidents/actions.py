@@ -85,12 +85,15 @@ def may_close_action(user: User | Any, action: ActionItem, status: str) -> bool:
     return may_manage_actions(user, action.postmortem)
 
 
+MANAGERS_ONLY = (
+    "Only the post-mortem's authors and approvers, the incident's commander or a platform "
+    "admin can {doing}."
+)
+
+
 def _require_manager(user: User, postmortem: PostMortem, doing: str) -> None:
     if not may_manage_actions(user, postmortem):
-        raise PermissionDeniedError(
-            f"Only the post-mortem's authors and approvers, the incident's commander or a "
-            f"platform admin can {doing}."
-        )
+        raise PermissionDeniedError(MANAGERS_ONLY.format(doing=doing))
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -328,13 +331,19 @@ def action_list(postmortem: PostMortem, *, user: User | Any = None) -> ActionPan
     signed_in = getattr(user, "is_authenticated", False)
     panel.may_manage = signed_in and may_manage_actions(user, postmortem)
     for item in items:
-        is_open = item.status == ActionStatus.OPEN
-        item.may_cancel = is_open and panel.may_manage
-        item.may_close = is_open and (panel.may_manage or (signed_in and item.owner_id == user.pk))
+        _set_closable(item, manages=panel.may_manage, user_pk=user.pk if signed_in else None)
     if panel.may_manage:
         panel.owners = list(User.objects.filter(is_active=True).order_by("username"))
         panel.subjects = subject_choices()
     return panel
+
+
+def _set_closable(item: ActionItem, *, manages: bool, user_pk: int | None) -> None:
+    """An open item: whoever manages its post-mortem's items closes or cancels it; its owner
+    may mark it done."""
+    is_open = item.status == ActionStatus.OPEN
+    item.may_cancel = is_open and manages
+    item.may_close = is_open and (manages or (user_pk is not None and item.owner_id == user_pk))
 
 
 def mark_closable(items: Sequence[ActionItem], user: User | Any) -> None:
@@ -351,16 +360,10 @@ def mark_closable(items: Sequence[ActionItem], user: User | Any) -> None:
             .values_list("pk", flat=True)
         )
     for item in items:
-        is_open = signed_in and item.status == ActionStatus.OPEN
-        item.may_cancel = bool(
-            is_open
-            and (
-                admin
-                or item.postmortem.incident.commander_id == user.pk
-                or item.postmortem_id in mine
-            )
+        manages = signed_in and (
+            admin or item.postmortem.incident.commander_id == user.pk or item.postmortem_id in mine
         )
-        item.may_close = bool(item.may_cancel or (is_open and item.owner_id == user.pk))
+        _set_closable(item, manages=manages, user_pk=user.pk if signed_in else None)
 
 
 def overdue_list(*, user: User | Any, today: dt.date | None = None) -> QuerySet[ActionItem]:

@@ -4,7 +4,7 @@ services (checked transitions, sign-off, the timeline)."""
 
 from django.contrib import admin
 
-from governance.admin import PlatformAdminOnly
+from governance.admin import PlatformAdminOnly, ReadOnlyInline
 from incidents.models import (
     ActionItem,
     AffectedSubject,
@@ -17,29 +17,7 @@ from incidents.models import (
     SignOff,
     TimelineEvent,
 )
-
-
-class ReadOnly(PlatformAdminOnly):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+from registry.admin import ReadOnly
 
 
 @admin.register(Runbook)

@@ -7,9 +7,6 @@ answers 400 (bad input), 403 (not yours to change) or 409 (not in this state).
 
 from __future__ import annotations
 
-import datetime as dt
-
-import django_filters
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.contenttypes.prefetch import GenericPrefetch
 from django.db.models import Prefetch, QuerySet
@@ -30,15 +27,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from governance.api.exceptions import ErrorSerializer
-from governance.api.rows import MONTH
-from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
-from governance.filters import IdFilter
+from governance.exceptions import DomainError
 from governance.models import BusinessUnit, User
 from incidents import actions, services, suggestions
+from incidents.filters import ActionItemFilterSet, ContributingFactorFilterSet, IncidentFilterSet
 from incidents.models import (
     ActionItem,
     ActionKind,
-    ActionStatus,
     AffectedSubject,
     CapacityEvidence,
     ContributingFactor,
@@ -48,7 +43,6 @@ from incidents.models import (
     IncidentStatus,
     IncidentType,
     PostMortem,
-    PostMortemStatus,
     Runbook,
     Severity,
     SignOff,
@@ -269,11 +263,8 @@ class ActionItemSerializer(serializers.ModelSerializer):
         return _subject_of(item)
 
     def get_overdue(self, item: ActionItem) -> bool:
-        """Open and past its due date (UTC)."""
-        found = getattr(item, "is_overdue", None)
-        if found is None:
-            found = item.status == ActionStatus.OPEN and item.due < actions.today_utc()
-        return bool(found)
+        """Open and past its due date (UTC): ``actions.action_items`` annotates it."""
+        return bool(item.is_overdue)
 
 
 class PostMortemSerializer(serializers.ModelSerializer):
@@ -322,12 +313,7 @@ class PostMortemSerializer(serializers.ModelSerializer):
     def get_may_edit(self, postmortem: PostMortem) -> bool:
         """Whether the caller may edit it now (an author or approver, not yet published)."""
         request = self.context.get("request")
-        if request is None or postmortem.status == PostMortemStatus.PUBLISHED:
-            return False
-        user_id = request.user.pk
-        return any(
-            p.pk == user_id for p in (*postmortem.authors.all(), *postmortem.approvers.all())
-        )
+        return request is not None and services.may_edit_postmortem(request.user, postmortem)
 
     def get_url(self, postmortem: PostMortem) -> str | None:
         return _url(postmortem)
@@ -561,55 +547,6 @@ def _valid(serializer_class, request: Request, **kwargs) -> dict:
 # --- Filters ------------------------------------------------------------------------------------
 
 
-@extend_schema_field(OpenApiTypes.INT)
-class _RecordFilter(django_filters.ModelChoiceFilter):
-    """A record by its id (an unknown id is a 400)."""
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class _UnitFilter(django_filters.ModelChoiceFilter):
-    """A business unit by its code."""
-
-
-class IncidentFilterSet(django_filters.FilterSet):
-    """The list's filters; ``incidents.services.incident_list`` applies them."""
-
-    status = django_filters.ChoiceFilter(choices=IncidentStatus.choices)
-    severity = django_filters.ChoiceFilter(choices=Severity.choices)
-    incident_type = django_filters.ChoiceFilter(choices=IncidentType.choices)
-    business_unit = _UnitFilter(
-        queryset=BusinessUnit.objects.all(), to_field_name="code", label="Business unit code"
-    )
-    month = django_filters.CharFilter(validators=[MONTH], label="Started in month (YYYY-MM, UTC)")
-    model = _RecordFilter(
-        queryset=RegisteredModel.objects.all(),
-        label="Affected model id (also its versions' endpoints)",
-    )
-    pool = _RecordFilter(queryset=CapacityPool.objects.all(), label="Affected shared pool id")
-    endpoint = _RecordFilter(queryset=Endpoint.objects.all(), label="Affected endpoint id")
-    q = django_filters.CharFilter(label="Words in the title")
-
-    class Meta:
-        model = Incident
-        fields = [
-            "status",
-            "severity",
-            "incident_type",
-            "business_unit",
-            "month",
-            "model",
-            "pool",
-            "endpoint",
-            "q",
-        ]
-
-    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
-        wanted = {k: v for k, v in self.form.cleaned_data.items() if v not in (None, "")}
-        if "month" in wanted:
-            wanted["month"] = dt.date(int(wanted["month"][:4]), int(wanted["month"][5:7]), 1)
-        return services.incident_list(user=self.request.user, **wanted)
-
-
 # --- Viewsets -----------------------------------------------------------------------------------
 
 
@@ -752,20 +689,14 @@ class IncidentViewSet(
     @action(detail=True, methods=["get", "post"])
     def postmortem(self, request: Request, pk: str | None = None) -> Response:
         incident = self.get_object()
+        code = status.HTTP_200_OK
         if request.method == "POST":
-            pm = services.postmortem_open(incident=incident, by=request.user)
+            services.postmortem_open(incident=incident, by=request.user)
             code = status.HTTP_201_CREATED
-        else:
-            pm = services.postmortem_get(incident)
-            if pm is None:
-                raise Http404("This incident has no post-mortem yet.")
-            code = status.HTTP_200_OK
-        pm = postmortem_queryset().get(pk=pm.pk)
+        pm = postmortem_queryset().filter(incident=incident).first()
+        if pm is None:
+            raise Http404("This incident has no post-mortem yet.")
         return Response(PostMortemSerializer(pm, context={"request": request}).data, status=code)
-
-
-def action_item_queryset() -> QuerySet[ActionItem]:
-    return actions.action_items()
 
 
 def postmortem_queryset() -> QuerySet[PostMortem]:
@@ -773,7 +704,7 @@ def postmortem_queryset() -> QuerySet[PostMortem]:
         "authors",
         "approvers",
         Prefetch("signoffs", queryset=SignOff.objects.select_related("approver")),
-        Prefetch("actions", queryset=action_item_queryset()),
+        Prefetch("actions", queryset=actions.action_items()),
     )
 
 
@@ -883,25 +814,10 @@ class PostMortemViewSet(
     )
     @action(detail=True, methods=["post"], url_path="refresh-suggestions")
     def refresh_suggestions(self, request: Request, pk: str | None = None) -> Response:
-        pm = self.get_object()
-        if pm.status == PostMortemStatus.PUBLISHED:
-            raise ConflictError("This post-mortem is published; its factors no longer change.")
-        if not services.may_edit_postmortem(request.user, pm):
-            raise PermissionDeniedError(
-                "Only the post-mortem's authors and named approvers can refresh its suggestions."
-            )
-        factors = suggestions.suggestions_refresh(postmortem=pm)
+        factors = services.postmortem_suggestions_refresh(
+            postmortem=self.get_object(), by=request.user
+        )
         return Response(ContributingFactorSerializer(factors, many=True).data)
-
-
-class ContributingFactorFilterSet(django_filters.FilterSet):
-    postmortem = IdFilter(field_name="postmortem_id", label="Post-mortem id")
-    status = django_filters.ChoiceFilter(choices=FactorStatus.choices)
-    kind = django_filters.CharFilter(label="deployment, decision, waiver, freeze, …")
-
-    class Meta:
-        model = ContributingFactor
-        fields = ["postmortem", "status", "kind"]
 
 
 @extend_schema_view(
@@ -956,20 +872,6 @@ class ContributingFactorViewSet(
         return self._decided(factor)
 
 
-class ActionItemFilterSet(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=ActionStatus.choices)
-    kind = django_filters.ChoiceFilter(choices=ActionKind.choices)
-    owner = django_filters.CharFilter(field_name="owner__username", label="Owner (username)")
-    postmortem = IdFilter(field_name="postmortem_id", label="Post-mortem id")
-    overdue = django_filters.BooleanFilter(
-        field_name="is_overdue", label="Open and past the due date (UTC)"
-    )
-
-    class Meta:
-        model = ActionItem
-        fields = ["status", "kind", "owner", "postmortem", "overdue"]
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="Action items, by due date",
@@ -989,10 +891,10 @@ class ActionItemViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
-        return action_item_queryset().order_by("due", "pk")
+        return actions.action_items().order_by("due", "pk")
 
     def _detail(self, item: ActionItem, *, status_code: int = status.HTTP_200_OK) -> Response:
-        item = action_item_queryset().get(pk=item.pk)
+        item = actions.action_items().get(pk=item.pk)
         return Response(ActionItemSerializer(item).data, status=status_code)
 
     @extend_schema(

@@ -9,26 +9,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
-from django.urls import NoReverseMatch, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
 
 from governance.exceptions import DomainError
 from incidents.models import ContributingFactor
 from incidents.suggestions import factor_accept, factor_dismiss
-
-
-def _back(request: HttpRequest, factor: ContributingFactor) -> HttpResponse:
-    wanted = request.POST.get("next", "")
-    if wanted and url_has_allowed_host_and_scheme(
-        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(wanted)
-    try:
-        return redirect(f"{factor.postmortem.get_absolute_url()}#factor-{factor.pk}")
-    except NoReverseMatch:
-        return redirect(reverse("dashboard"))
+from incidents.views import redirect_back
 
 
 def _decide(request: HttpRequest, pk: int, *, accept: bool) -> HttpResponse:
@@ -48,7 +35,7 @@ def _decide(request: HttpRequest, pk: int, *, accept: bool) -> HttpResponse:
     else:
         done = "accepted as a contributing factor" if accept else "dismissed"
         messages.success(request, f"“{factor.summary[:80]}” {done}.")
-    return _back(request, factor)
+    return redirect_back(request, f"{factor.postmortem.get_absolute_url()}#factor-{factor.pk}")
 
 
 @require_POST

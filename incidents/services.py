@@ -15,7 +15,6 @@ Who may do what:
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -122,15 +121,18 @@ def may_edit_incident(user: User, incident: Incident) -> bool:
         return False
     if user.pk == incident.commander_id or _is_admin(user):
         return True
-    return incident.roles.filter(person=user).exists()
+    # Through .all(): the incident's page has its roles prefetched already.
+    return any(role.person_id == user.pk for role in incident.roles.all())
+
+
+INCIDENT_EDITORS_ONLY = (
+    "Only the incident's commander, the people with a role in it, or a platform admin can {doing}."
+)
 
 
 def _require_incident_editor(user: User, incident: Incident, doing: str) -> None:
     if not may_edit_incident(user, incident):
-        raise PermissionDeniedError(
-            f"Only the incident's commander, the people with a role in it, or a platform admin "
-            f"can {doing}."
-        )
+        raise PermissionDeniedError(INCIDENT_EDITORS_ONLY.format(doing=doing))
 
 
 def may_edit_postmortem(user: User, pm: PostMortem) -> bool:
@@ -140,7 +142,8 @@ def may_edit_postmortem(user: User, pm: PostMortem) -> bool:
         return False
     if pm.status == PostMortemStatus.PUBLISHED:
         return False
-    return pm.authors.filter(pk=user.pk).exists() or pm.approvers.filter(pk=user.pk).exists()
+    # Through .all(): the pages and the API have both lists prefetched already.
+    return any(person.pk == user.pk for person in (*pm.authors.all(), *pm.approvers.all()))
 
 
 def _require_postmortem_editor(user: User, pm: PostMortem) -> None:
@@ -565,13 +568,24 @@ def runbook_for(incident: Incident) -> list[Runbook]:
 
 
 def _refresh_suggestions(pm: PostMortem) -> None:
-    # incidents.suggestions is written alongside this module; until it lands, a post-mortem
-    # simply opens without suggestions. An ImportError from inside it must still surface.
-    if importlib.util.find_spec("incidents.suggestions") is None:
-        return
+    # Imported here: incidents.suggestions reads this module's permission checks.
     from incidents.suggestions import suggestions_refresh
 
     suggestions_refresh(postmortem=pm)
+
+
+def postmortem_suggestions_refresh(*, postmortem: PostMortem, by: User) -> list[ContributingFactor]:
+    """Look again for the records of the window before the incident (its authors and named
+    approvers, until it is published); return the factors ``by`` may read."""
+    if postmortem.status == PostMortemStatus.PUBLISHED:
+        raise ConflictError("This post-mortem is published; its factors no longer change.")
+    if not may_edit_postmortem(by, postmortem):
+        raise PermissionDeniedError(
+            "Only the post-mortem's authors and named approvers can refresh its suggestions."
+        )
+    from incidents.suggestions import factors_visible, suggestions_refresh
+
+    return factors_visible(suggestions_refresh(postmortem=postmortem), by)
 
 
 @transaction.atomic
@@ -799,8 +813,12 @@ def postmortem_sign(
 
 
 def postmortem_get(incident: Incident) -> PostMortem | None:
-    """The incident's post-mortem, if one was opened."""
-    return PostMortem.objects.filter(incident=incident).first()
+    """The incident's post-mortem, if one was opened, with its authors and approvers."""
+    return (
+        PostMortem.objects.filter(incident=incident)
+        .prefetch_related("authors", "approvers")
+        .first()
+    )
 
 
 # --- reads -----------------------------------------------------------------------------------

@@ -60,8 +60,15 @@ from django.db.models import Q, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from costs.forecasts import anomaly_list
-from costs.models import AnomalyDirection, CostAnomaly, CostRow, Forecast, Measure
+from costs.forecasts import anomaly_list, exclusions_record
+from costs.models import (
+    AnomalyDirection,
+    CostAnomaly,
+    CostRow,
+    Forecast,
+    ForecastExclusion,
+    Measure,
+)
 from governance.exceptions import ConflictError, DomainError, PermissionDeniedError
 from governance.extensions import RelatedItem
 from governance.models import (
@@ -73,6 +80,7 @@ from governance.models import (
     User,
 )
 from governance.money import money_format, money_round
+from governance.selectors import decision_list, manages_costs, visible_unit_ids
 from incidents.models import (
     ContributingFactor,
     FactorStatus,
@@ -188,20 +196,18 @@ class Candidate:
     """A record found for a post-mortem, before it is stored as a factor."""
 
     kind: str
-    subject: models.Model | None
+    subject: models.Model
     occurred_at: dt.datetime
     summary: str
     detail: dict[str, Any]
 
     @property
     def key(self) -> tuple:
-        if self.subject is None:
-            return (self.kind, None, self.detail["key"])
         return (self.kind, _ctype(type(self.subject)).pk, self.subject.pk)
 
 
 def _factor_key(factor: ContributingFactor) -> tuple:
-    if factor.subject_type_id is None:
+    if factor.subject_type_id is None:  # stored before cost anomalies were recorded
         return (factor.kind, None, (factor.detail or {}).get("key"))
     return (factor.kind, factor.subject_type_id, factor.subject_id)
 
@@ -496,16 +502,6 @@ def _figure(value: Decimal, forecast: Forecast) -> str:
     return f"{value.quantize(Decimal('0.1')).normalize():,f} GPU-hours"
 
 
-def _anomaly_key_unit(anomaly: CostAnomaly) -> int | None:
-    """The unit whose scope a factor's reader needs (legacy factors' key leads with it)."""
-    forecast = anomaly.forecast
-    if forecast.business_unit_id:
-        return forecast.business_unit_id
-    if forecast.endpoint_id:
-        return forecast.endpoint.business_unit_id
-    return forecast.pool.owner_id if forecast.pool_id else None
-
-
 def cost_anomaly_candidates(
     scope: Scope, since: dt.datetime, until: dt.datetime
 ) -> list[Candidate]:
@@ -541,7 +537,6 @@ def cost_anomaly_candidates(
             f"{_figure(a.expected, forecast)}, {bound}): {_figure(abs(a.size), forecast)} "
             f"{'over' if above else 'under'}"
         )
-        unit, measure = _anomaly_key_unit(a), forecast.measure
         found.append(
             Candidate(
                 kind="cost_anomaly",
@@ -549,7 +544,6 @@ def cost_anomaly_candidates(
                 occurred_at=dt.datetime.combine(a.day, dt.time(), tzinfo=dt.UTC),
                 summary=_clip(text),
                 detail={
-                    "key": f"{unit or ''}:{a.day.isoformat()}:{forecast.currency or measure}",
                     "forecast_id": forecast.pk,
                     "subject_kind": forecast.kind,
                     "subject": str(subject),
@@ -618,8 +612,8 @@ def suggestions_refresh(*, postmortem: PostMortem) -> list[ContributingFactor]:
                 ContributingFactor(
                     postmortem=pm,
                     kind=c.kind,
-                    subject_type=_ctype(type(c.subject)) if c.subject is not None else None,
-                    subject_id=c.subject.pk if c.subject is not None else None,
+                    subject_type=_ctype(type(c.subject)),
+                    subject_id=c.subject.pk,
                     occurred_at=c.occurred_at,
                     summary=c.summary,
                     detail=c.detail,
@@ -752,8 +746,6 @@ def subject_url(subject: models.Model | None) -> str:
 
 def factors_visible_q(user) -> Q:
     """The same rule as :func:`factors_visible`, as a filter for querysets (the API)."""
-    from governance.selectors import decision_list, visible_unit_ids
-
     if user is None:
         return Q()
     rule = ~Q(kind="decision") | Q(subject_id__in=decision_list(user=user).values("pk"))
@@ -778,7 +770,6 @@ def factors_visible(factors, user) -> list[ContributingFactor]:
     factors = list(factors)
     if user is None:
         return factors
-    from governance.selectors import decision_list, visible_unit_ids
 
     decision_ids = {f.subject_id for f in factors if f.kind == "decision" and f.subject_id}
     readable = (
@@ -888,9 +879,7 @@ def incident_extra_cost(
     unit_ids = _units_of(incident)
     if not unit_ids:
         return None
-    end = incident.resolved_at or now or timezone.now()
-    first = incident.started_at.astimezone(dt.UTC).date()
-    last = max(first, end.astimezone(dt.UTC).date())
+    first, last = incident_impact_days(incident, now=now)
     days = (last - first).days + 1
     base_first = first - dt.timedelta(days=COST_BASELINE_DAYS)
     rows = (
@@ -946,10 +935,8 @@ def incident_impact_days(
     return first, max(first, end.astimezone(dt.UTC).date())
 
 
-def incident_forecast_exclusions(*, incident: Incident) -> list:
+def incident_forecast_exclusions(*, incident: Incident) -> list[ForecastExclusion]:
     """The days already left out of forecasts for this incident (its exclusions)."""
-    from costs.models import ForecastExclusion
-
     return list(
         ForecastExclusion.objects.filter(source=exclusion_source(incident)).select_related(
             "business_unit", "pool", "endpoint"
@@ -960,13 +947,11 @@ def incident_forecast_exclusions(*, incident: Incident) -> list:
 @transaction.atomic
 def incident_forecast_exclude(
     *, incident: Incident, by: User, now: dt.datetime | None = None
-) -> list:
+) -> list[ForecastExclusion]:
     """Leave the incident's impact days (:func:`incident_impact_days`) out of the forecasts
     of the units, pools and endpoints it touches (:func:`incident_scope`), so they do not
     distort the next refresh. The incident's editors and cost managers may; pressing it again
     after the incident moved on adds the new span, and the same span twice is stored once."""
-    from costs import forecasts
-    from governance.selectors import manages_costs
     from incidents.services import may_edit_incident
 
     if not (may_edit_incident(by, incident) or manages_costs(by)):
@@ -981,7 +966,7 @@ def incident_forecast_exclude(
             "affected first, then leave its days out."
         )
     first, last = incident_impact_days(incident, now=now)
-    return forecasts.exclusions_record(
+    return exclusions_record(
         by=by,
         starts_on=first,
         ends_on=last,

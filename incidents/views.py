@@ -8,24 +8,22 @@ service's message and the matching status (400, 403 or 409).
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from collections import defaultdict
 from typing import Any
 
-import plotly.graph_objects as go
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
 from governance.exceptions import DomainError
 from governance.selectors import manages_costs
-from incidents import services, suggestions
+from incidents import actions, charts, services, suggestions
 from incidents.forms import (
     EvidenceForm,
     IncidentEditForm,
@@ -47,13 +45,6 @@ from incidents.models import (
 )
 
 PAGE_SIZE = 25
-# Colours of the key moments drawn on the evidence charts.
-MOMENTS = (
-    ("started_at", "started", "#c0392b"),
-    ("detected_at", "detected", "#e08a00"),
-    ("mitigated_at", "mitigated", "#2856c7"),
-    ("resolved_at", "resolved", "#1e9e6a"),
-)
 
 
 def _incident(request: HttpRequest, pk: int) -> Incident:
@@ -61,6 +52,16 @@ def _incident(request: HttpRequest, pk: int) -> Incident:
         return services.incident_get(user=request.user, pk=pk)
     except Incident.DoesNotExist as exc:
         raise Http404("No such incident.") from exc
+
+
+def redirect_back(request: HttpRequest, fallback: str) -> HttpResponse:
+    """To the form's ``next`` when it is a page of this site, else to ``fallback``."""
+    wanted = request.POST.get("next", "")
+    if wanted and url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(wanted)
+    return redirect(fallback)
 
 
 def _subject_row(affected) -> dict[str, Any]:
@@ -78,13 +79,15 @@ def _subject_row(affected) -> dict[str, Any]:
 
 def incident_list(request: HttpRequest) -> HttpResponse:
     form = IncidentFilterForm(request.GET or None)
-    incidents = services.incident_list(user=request.user)
-    if form.is_bound and not form.is_valid():
-        incidents = incidents.none()  # a filter that cannot be applied must not show everything
-    elif form.is_bound:
+    if not form.is_bound:
+        incidents = services.incident_list(user=request.user)
+    elif form.is_valid():
         incidents = services.incident_list(
             user=request.user, **{k: v for k, v in form.cleaned_data.items() if v}
         )
+    else:
+        # A filter that cannot be applied must not show everything.
+        incidents = Incident.objects.none()
     page = Paginator(incidents, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [
         {"incident": incident, "affected": [_subject_row(a) for a in incident.affected.all()]}
@@ -131,10 +134,7 @@ def incident_create(request: HttpRequest) -> HttpResponse:
 def incident_edit(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _incident(request, pk)
     if not services.may_edit_incident(request.user, incident):
-        raise PermissionDenied(
-            "Only the incident's commander, the people with a role in it, or a platform admin "
-            "can change it."
-        )
+        raise PermissionDenied(services.INCIDENT_EDITORS_ONLY.format(doing="change it"))
     form = IncidentEditForm(
         request.POST or None, initial=IncidentEditForm.initial_for(incident), incident=incident
     )
@@ -173,50 +173,22 @@ def _evidence_charts(incident: Incident, evidence: list[CapacityEvidence]) -> li
     by_metric: dict[str, list[CapacityEvidence]] = defaultdict(list)
     for figure in evidence:
         by_metric[figure.metric].append(figure)
-    charts = []
+    moments = {label: getattr(incident, f"{label}_at") for label in charts.MOMENT_COLOURS}
+    found = []
     for metric, points in sorted(by_metric.items()):
         points.sort(key=lambda p: p.at)
         unit = next((p.unit for p in points if p.unit), "")
-        fig = go.Figure()
-        fig.add_scatter(
-            x=[p.at.isoformat() for p in points],
-            y=[float(p.value) for p in points],
-            mode="lines+markers",
-            name=metric,
-            hovertemplate=f"%{{y:,}} {unit}<extra>%{{x|%H:%M}} UTC</extra>",
-            line_color="#2856c7",
-            showlegend=False,
-        )
-        for attr, label, colour in MOMENTS:
-            moment = getattr(incident, attr)
-            if moment is not None:
-                fig.add_vline(
-                    x=moment.timestamp() * 1000,
-                    line_dash="dot",
-                    line_color=colour,
-                    annotation_text=label,
-                    annotation_position="top",
-                )
-        fig.update_layout(
-            xaxis_title="Time (UTC)",
-            xaxis_type="date",
-            xaxis_tickformat="%H:%M\n%d %b",
-            yaxis_title=f"{metric} ({unit})" if unit else metric,
-            yaxis_tickformat=",~g",
-            margin={"l": 70, "r": 20, "t": 30, "b": 60},
-            height=260,
-            paper_bgcolor="rgba(0,0,0,0)",
-            plot_bgcolor="rgba(0,0,0,0)",
-        )
-        charts.append(
+        found.append(
             {
-                "id": f"evidence-{slugify(metric) or 'metric'}-{len(charts)}",
+                "id": f"evidence-{slugify(metric) or 'metric'}-{len(found)}",
                 "currency": unit or metric,
                 "metric": metric,
-                "figure": json.loads(fig.to_json()),
+                "figure": charts.evidence_line(
+                    [(p.at, p.value) for p in points], metric=metric, unit=unit, moments=moments
+                ),
             }
         )
-    return charts
+    return found
 
 
 def _incident_page(
@@ -257,10 +229,7 @@ def _incident_subform(request: HttpRequest, pk: int, form_class, name: str, call
     """Handle one of the small forms of the incident page (timeline, evidence, role)."""
     incident = _incident(request, pk)
     if not services.may_edit_incident(request.user, incident):
-        raise PermissionDenied(
-            "Only the incident's commander, the people with a role in it, or a platform admin "
-            "can add to it."
-        )
+        raise PermissionDenied(services.INCIDENT_EDITORS_ONLY.format(doing="add to it"))
     form = form_class(request.POST)
     if not form.is_valid():
         return _incident_page(request, incident, status=400, **{name: form})
@@ -323,40 +292,6 @@ def role_add(request: HttpRequest, pk: int) -> HttpResponse:
 # --- the post-mortem ----------------------------------------------------------------------
 
 
-def _factors_and_actions(request: HttpRequest, pm: PostMortem) -> tuple[Any, Any]:
-    # Both modules are written alongside this one; until they land, the page shows none.
-    factors: Any = []
-    actions: Any = []
-    if importlib.util.find_spec("incidents.suggestions") is not None:
-        from incidents.suggestions import factor_list
-
-        factors = factor_list(pm, user=request.user)
-    if importlib.util.find_spec("incidents.actions") is not None:
-        from incidents.actions import action_list
-
-        actions = action_list(pm, user=request.user)
-    return factors, actions
-
-
-def _template_exists(name: str) -> bool:
-    from django.template import TemplateDoesNotExist
-    from django.template.loader import get_template
-
-    try:
-        get_template(name)
-    except TemplateDoesNotExist:
-        return False
-    return True
-
-
-def _postmortem(incident: Incident) -> PostMortem | None:
-    return (
-        PostMortem.objects.filter(incident=incident)
-        .prefetch_related("authors", "approvers")
-        .first()
-    )
-
-
 def _postmortem_page(
     request: HttpRequest,
     incident: Incident,
@@ -379,7 +314,6 @@ def _postmortem_page(
         authors = list(pm.authors.all())
         approvers = list(pm.approvers.all())
         current = services.postmortem_current_signoffs(pm)
-        factors, actions = _factors_and_actions(request, pm)
         context.update(
             {
                 "may_edit": may_edit,
@@ -393,11 +327,9 @@ def _postmortem_page(
                 "is_author": any(p.pk == user.pk for p in authors),
                 "is_approver": any(p.pk == user.pk for p in approvers),
                 "signoffs": list(pm.signoffs.select_related("approver").order_by("-at", "-pk")),
-                "factors": factors,
+                "factors": suggestions.factor_list(pm, user=user),
                 "factors_readonly": not may_edit,
-                "actions": actions,
-                "factors_template": _template_exists("incidents/_factors.html"),
-                "actions_template": _template_exists("incidents/_actions.html"),
+                "actions": actions.action_list(pm, user=user),
                 "sections": [
                     ("Summary", pm.summary),
                     ("Impact", pm.impact),
@@ -409,7 +341,6 @@ def _postmortem_page(
                     ("Where we got lucky", pm.got_lucky),
                     ("Lessons", pm.lessons),
                 ],
-                "took": services.durations(incident),
                 "took_text": {
                     key: services.duration_text(value)
                     for key, value in services.durations(incident).items()
@@ -423,7 +354,7 @@ def _postmortem_page(
 def postmortem_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The post-mortem; a POST saves the record (authors and approvers only)."""
     incident = _incident(request, pk)
-    pm = _postmortem(incident)
+    pm = services.postmortem_get(incident)
     if request.method == "GET":
         return _postmortem_page(request, incident, pm)
     if pm is None:
@@ -453,7 +384,11 @@ def postmortem_open(request: HttpRequest, pk: int) -> HttpResponse:
         pm = services.postmortem_open(incident=incident, by=request.user)
     except DomainError as exc:
         return _postmortem_page(
-            request, incident, _postmortem(incident), status=exc.http_status, error=exc.message
+            request,
+            incident,
+            services.postmortem_get(incident),
+            status=exc.http_status,
+            error=exc.message,
         )
     messages.success(
         request, "Post-mortem opened. Review the suggested records from before the incident."
@@ -464,7 +399,7 @@ def postmortem_open(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def postmortem_submit(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _incident(request, pk)
-    pm = _postmortem(incident)
+    pm = services.postmortem_get(incident)
     if pm is None:
         raise Http404("This incident has no post-mortem yet.")
     try:
@@ -478,7 +413,7 @@ def postmortem_submit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def postmortem_sign(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _incident(request, pk)
-    pm = _postmortem(incident)
+    pm = services.postmortem_get(incident)
     if pm is None:
         raise Http404("This incident has no post-mortem yet.")
     form = SignOffForm(request.POST)
@@ -504,7 +439,7 @@ def postmortem_sign(request: HttpRequest, pk: int) -> HttpResponse:
 
 def postmortem_markdown(request: HttpRequest, pk: int) -> HttpResponse:
     incident = _incident(request, pk)
-    pm = _postmortem(incident)
+    pm = services.postmortem_get(incident)
     if pm is None:
         raise Http404("This incident has no post-mortem yet.")
     response = HttpResponse(
@@ -545,29 +480,10 @@ def runbook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _month_chart(per_month) -> dict | None:
     if not per_month:
         return None
-    fig = go.Figure()
-    fig.add_bar(
-        x=[month.strftime("%Y-%m") for month, _ in per_month],
-        y=[count for _, count in per_month],
-        hovertemplate="%{y} incidents<extra>%{x}</extra>",
-        marker_color="#2856c7",
-        showlegend=False,
-    )
-    fig.update_layout(
-        xaxis_title="Month the incident started (UTC)",
-        xaxis_type="category",
-        yaxis_title="Incidents",
-        yaxis_tickformat=",d",
-        yaxis_rangemode="tozero",
-        margin={"l": 70, "r": 20, "t": 20, "b": 60},
-        height=280,
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-    )
     return {
         "id": "incidents-per-month",
         "currency": "incidents",
-        "figure": json.loads(fig.to_json()),
+        "figure": charts.incidents_per_month(per_month),
     }
 
 

@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 
 from governance.filters import IdFilter
 from governance.models import BusinessUnit
-from governance.selectors import visible_unit_ids
+from governance.selectors import business_unit_list
 from registry.choices import (
     AssessmentStatus,
     LifecycleState,
@@ -87,9 +87,7 @@ class AssessmentFilterSet(django_filters.FilterSet):
 
 
 def _units(request) -> QuerySet[BusinessUnit]:
-    units = visible_unit_ids(getattr(request, "user", None))
-    qs = BusinessUnit.objects.order_by("code")
-    return qs if units is None else qs.filter(pk__in=units)
+    return business_unit_list(user=getattr(request, "user", None)).order_by("code")
 
 
 class RetirementCaseFilterSet(django_filters.FilterSet):

@@ -213,7 +213,8 @@ class RetirementCaseViewSet(
     @extend_schema(
         summary="Recreate a retired endpoint from its kept configuration (platform admins)",
         request=None,
-        responses={200: RetirementCaseSerializer, **REFUSED},
+        # 502: the cloud refused; the case stays retired and its history says why.
+        responses={200: RetirementCaseSerializer, **REFUSED, 502: DetailSerializer},
     )
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str | None = None) -> Response:

@@ -1,5 +1,5 @@
 """Shared incidents fixtures: a pinned clock and a small world of people, a pool, a model and
-its endpoint."""
+its endpoint; and the incidents and post-mortems the tests start from."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 
 from governance.choices import Role
 from governance.models import BusinessUnit, User
+from incidents import services
+from incidents.models import Incident, PostMortem
 from registry import services as registry_services
 from registry.models import CapacityPool, Endpoint, HardwareProfile, ModelVersion, RegisteredModel
 from tests.factories import Org, OrgFactory, UserFactory
@@ -100,4 +102,40 @@ def world(db, clock) -> World:
         version=version,
         endpoint=endpoint,
         other_endpoint=other,
+    )
+
+
+def open_incident(w: World, **kwargs) -> Incident:
+    """An active SEV2 on the shared pool and the ranker's endpoint, commanded by ``w.commander``."""
+    values = {
+        "by": w.commander,
+        "title": "Shared H100 pool exhausted",
+        "severity": "sev2",
+        "incident_type": "pool_exhaustion",
+        "commander": w.commander,
+        "started_at": T,
+        "detected_at": T + dt.timedelta(minutes=10),
+        "affected": [w.pool, w.endpoint],
+    }
+    values.update(kwargs)
+    return services.incident_create(**values)
+
+
+def resolved_incident(w: World, **kwargs) -> Incident:
+    return services.incident_update(
+        incident=open_incident(w, **kwargs),
+        by=w.commander,
+        mitigated_at=T + dt.timedelta(minutes=45),
+        resolved_at=T + dt.timedelta(hours=2),
+    )
+
+
+def ready_postmortem(w: World, incident: Incident | None = None, approvers=None) -> PostMortem:
+    """A draft with a summary and named approvers (``w.approver`` unless given): ready to submit."""
+    pm = services.postmortem_open(incident=incident or resolved_incident(w), by=w.commander)
+    return services.postmortem_update(
+        postmortem=pm,
+        by=w.commander,
+        summary="The shared pool ran out of GPUs after the ranker 3.0 roll-out.",
+        approvers=approvers or [w.approver],
     )

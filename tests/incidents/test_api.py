@@ -20,7 +20,14 @@ from incidents.models import (
     PostMortem,
     Runbook,
 )
-from tests.incidents.conftest import NOW, T, World
+from tests.incidents.conftest import (
+    NOW,
+    T,
+    World,
+    open_incident,
+    ready_postmortem,
+    resolved_incident,
+)
 
 INCIDENTS = "/api/v1/incidents/"
 POSTMORTEMS = "/api/v1/postmortems/"
@@ -38,40 +45,6 @@ def api(user: User | None = None) -> APIClient:
 
 def at(value: dt.datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
-
-
-def open_incident(w: World, **kwargs) -> Incident:
-    values = {
-        "by": w.commander,
-        "title": "Shared H100 pool exhausted",
-        "severity": "sev2",
-        "incident_type": "pool_exhaustion",
-        "commander": w.commander,
-        "started_at": T,
-        "detected_at": T + dt.timedelta(minutes=10),
-        "affected": [w.pool, w.endpoint],
-    }
-    values.update(kwargs)
-    return services.incident_create(**values)
-
-
-def resolved_incident(w: World, **kwargs) -> Incident:
-    return services.incident_update(
-        incident=open_incident(w, **kwargs),
-        by=w.commander,
-        mitigated_at=T + dt.timedelta(minutes=45),
-        resolved_at=T + dt.timedelta(hours=2),
-    )
-
-
-def draft(w: World, incident: Incident | None = None) -> PostMortem:
-    pm = services.postmortem_open(incident=incident or resolved_incident(w), by=w.commander)
-    return services.postmortem_update(
-        postmortem=pm,
-        by=w.commander,
-        summary="The shared pool ran out of GPUs after the ranker 3.0 roll-out.",
-        approvers=[w.approver],
-    )
 
 
 # --- authentication and reading ---------------------------------------------------------------
@@ -387,7 +360,7 @@ def test_opening_a_postmortem_over_the_api(world):
 
 def test_only_authors_and_approvers_edit_a_draft(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     path = f"{POSTMORTEMS}{pm.pk}/"
 
     stranger = api(w.stranger).patch(path, {"trigger": "Someone's fault"}, format="json")
@@ -411,7 +384,7 @@ def test_only_authors_and_approvers_edit_a_draft(world):
 
 def test_authors_and_approvers_are_named_by_username(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     path = f"{POSTMORTEMS}{pm.pk}/"
     client = api(w.commander)
 
@@ -469,7 +442,7 @@ def test_submit_sign_and_publish(world):
 
 def test_asking_for_changes_sends_it_back_to_draft(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     services.postmortem_submit(postmortem=pm, by=w.commander)
 
     response = api(w.approver).post(
@@ -484,7 +457,7 @@ def test_asking_for_changes_sends_it_back_to_draft(world):
 
 def test_the_postmortem_as_markdown(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
 
     response = api(w.stranger).get(f"{POSTMORTEMS}{pm.pk}/markdown/")
 
@@ -516,7 +489,7 @@ def factor(pm: PostMortem, w: World, **kwargs) -> ContributingFactor:
 
 def test_factors_are_accepted_and_dismissed_by_authors_and_approvers(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     deployment = factor(pm, w)
     anomaly = factor(
         pm,
@@ -582,7 +555,7 @@ def test_factors_are_accepted_and_dismissed_by_authors_and_approvers(world):
 
 def test_factors_of_a_published_postmortem_no_longer_change(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     deployment = factor(pm, w)
     services.postmortem_submit(postmortem=pm, by=w.commander)
     services.postmortem_sign(postmortem=pm, by=w.approver, approved=True)
@@ -598,7 +571,7 @@ def test_factors_of_a_published_postmortem_no_longer_change(world):
 
 def test_refreshing_suggestions_is_for_authors_and_approvers(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     path = f"{POSTMORTEMS}{pm.pk}/refresh-suggestions/"
 
     assert api(w.stranger).post(path).status_code == 403
@@ -624,7 +597,7 @@ def item_body(pm: PostMortem, **kwargs) -> dict:
 
 def test_action_items_are_added_and_closed(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
 
     refused = api(w.stranger).post(ACTIONS, item_body(pm), format="json")
     created = api(w.commander).post(
@@ -665,7 +638,7 @@ def test_action_items_are_added_and_closed(world):
 
 def test_action_item_input_is_checked(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     client = api(w.commander)
 
     no_id = client.post(ACTIONS, item_body(pm, subject_type="pool"), format="json")
@@ -694,7 +667,7 @@ def test_action_item_input_is_checked(world):
 
 def test_the_overdue_filter(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     client = api(w.commander)
     late = client.post(ACTIONS, item_body(pm, due="2026-10-13"), format="json").json()
     soon = client.post(ACTIONS, item_body(pm, due="2026-10-15", kind="process")).json()
@@ -721,7 +694,7 @@ def test_the_action_item_list_has_no_n_plus_one(world, django_assert_max_num_que
     from incidents import actions
 
     for n in range(3):
-        pm = draft(w, resolved_incident(w, title=f"Incident {n}"))
+        pm = ready_postmortem(w, resolved_incident(w, title=f"Incident {n}"))
         for subject in (w.model, w.pool, None):
             actions.action_create(
                 postmortem=pm,
@@ -780,7 +753,7 @@ def test_the_openapi_schema_documents_the_incident_api(world):
 
 def test_an_author_never_signs_and_approvers_do_not_choose_the_authors(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     with pytest.raises(PermissionDeniedError, match="Only the post-mortem's authors choose"):
         services.postmortem_update(postmortem=pm, by=w.approver, authors=[w.approver])
     services.postmortem_update(
@@ -796,7 +769,7 @@ def test_an_author_never_signs_and_approvers_do_not_choose_the_authors(world):
 
 def test_factors_change_only_in_a_draft(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     spot = factor(pm, w)
     pm.status = "in_review"
     pm.save()
@@ -820,7 +793,7 @@ def test_a_decision_factor_is_hidden_from_those_who_may_not_read_the_decision(wo
     from governance.services import decision_record
 
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     decision = decision_record(
         subject=w.org.research,
         kind="approval_request",
@@ -837,9 +810,36 @@ def test_a_decision_factor_is_hidden_from_those_who_may_not_read_the_decision(wo
     assert api(w.org.researcher).get(f"{FACTORS}{cited.pk}/").status_code == 200
 
 
+def test_refreshing_suggestions_answers_only_the_factors_the_caller_may_read(world):
+    from governance.services import decision_record
+
+    w = world
+    pm = ready_postmortem(w)
+    decision = decision_record(
+        subject=w.org.research,
+        kind="approval_request",
+        outcome="approved",
+        title="Batch job: 64 x H100 for 24 h, est. 40,000.00 USD",
+        rationale="Quarter-end evaluation.",
+        by=w.org.finance,
+        business_unit=w.org.research,
+    )
+    # Accepted, so the refresh keeps it whatever it finds.
+    cited = factor(pm, w, kind="decision", subject=decision, status="accepted")
+    services.postmortem_update(
+        postmortem=pm, by=w.commander, approvers=[w.approver, w.org.ads_engineer]
+    )
+
+    answer = api(w.org.ads_engineer).post(f"{POSTMORTEMS}{pm.pk}/refresh-suggestions/")
+
+    assert answer.status_code == 200
+    assert cited.pk not in [f["id"] for f in answer.json()]
+    assert ContributingFactor.objects.filter(pk=cited.pk).exists()
+
+
 def test_an_accepted_factor_joins_the_timeline_and_leaves_it_when_dismissed(world):
     w = world
-    pm = draft(w)
+    pm = ready_postmortem(w)
     spot = factor(pm, w)
     api(w.commander).post(
         f"{FACTORS}{spot.pk}/accept/", {"note": "Doubled replicas."}, format="json"

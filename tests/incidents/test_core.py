@@ -18,44 +18,14 @@ from incidents.models import (
     Runbook,
 )
 from tests.factories import UserFactory
-from tests.incidents.conftest import NOW, T, World
-
-
-def open_incident(w: World, **kwargs) -> Incident:
-    values = {
-        "by": w.commander,
-        "title": "Shared H100 pool exhausted",
-        "severity": "sev2",
-        "incident_type": "pool_exhaustion",
-        "commander": w.commander,
-        "started_at": T,
-        "detected_at": T + dt.timedelta(minutes=10),
-        "affected": [w.pool, w.endpoint],
-    }
-    values.update(kwargs)
-    return services.incident_create(**values)
-
-
-def resolved_incident(w: World, **kwargs) -> Incident:
-    incident = open_incident(w, **kwargs)
-    return services.incident_update(
-        incident=incident,
-        by=w.commander,
-        mitigated_at=T + dt.timedelta(minutes=45),
-        resolved_at=T + dt.timedelta(hours=2),
-    )
-
-
-def ready_postmortem(w: World, incident: Incident | None = None, approvers=None):
-    incident = incident or resolved_incident(w)
-    pm = services.postmortem_open(incident=incident, by=w.commander)
-    return services.postmortem_update(
-        postmortem=pm,
-        by=w.commander,
-        summary="The shared pool ran out of GPUs after the ranker 3.0 roll-out.",
-        approvers=approvers or [w.approver],
-    )
-
+from tests.incidents.conftest import (
+    NOW,
+    T,
+    World,
+    open_incident,
+    ready_postmortem,
+    resolved_incident,
+)
 
 # --- incidents ------------------------------------------------------------------------------
 
