@@ -18,6 +18,8 @@ from django.core.management import call_command
 from django.core.signals import got_request_exception, request_finished, request_started
 from django.db import close_old_connections, transaction
 from django.test import Client, TestCase, override_settings
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
 
 from governance.choices import Role
 
@@ -26,6 +28,19 @@ SUMMARY: dict[str, str] = {}
 
 # Unit A is the one the single-role people belong to; unit B is the one they do not.
 UNIT_A, UNIT_B = "RES", "ADS"
+
+
+def derandomized(max_examples: int) -> hypothesis_settings:
+    """The proofs' Hypothesis settings: the same examples every run, no deadline on slow
+    requests, and no example database left behind."""
+    return hypothesis_settings(
+        max_examples=max_examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 def pytest_terminal_summary(terminalreporter):

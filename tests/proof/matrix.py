@@ -76,6 +76,14 @@ class Rule:
         return self.ok if who in self.who else self.denied
 
 
+# A version's moves: its unit's ML engineers and platform admins (admins from any unit); an
+# empty body is the lifecycle's 409. The board's moves are the board's, from any unit.
+VERSION_MOVE = Rule(who={ENGINEER, ADMIN}, obj="version", ok=409, unit=True, across={ADMIN})
+BOARD_MOVE = Rule(
+    who=BOARD, obj="version", ok=409, unit=True, across=BOARD, special={OUTSIDER + ENGINEER: 404}
+)
+
+
 def rule_for(name: str, method: str = "GET") -> Rule | None:
     """The rule for one method of a route; None when the table does not declare it."""
     entry = TABLE.get(name)
@@ -268,20 +276,13 @@ TABLE: dict[str, Rule | dict[str, Rule]] = {
         "POST": Rule(ok=400),
     },
     "api:model-version-approve": {
-        "POST": Rule(
-            who=BOARD,
-            obj="version",
-            ok=409,
-            unit=True,
-            across=BOARD,
-            special={OUTSIDER + ENGINEER: 404},
-        ),
+        "POST": BOARD_MOVE,
     },
     "api:model-version-benchmarks": {
         "POST": Rule(obj="version", ok=400, unit=True, across=JUDGES | ORG_WIDE),
     },
     "api:model-version-deploy": {
-        "POST": Rule(who={ENGINEER, ADMIN}, obj="version", ok=409, unit=True, across={ADMIN}),
+        "POST": VERSION_MOVE,
     },
     "api:model-version-deployment-approvals": {
         "POST": Rule(obj="version", ok=400, unit=True, across=EVERYONE),
@@ -291,7 +292,7 @@ TABLE: dict[str, Rule | dict[str, Rule]] = {
     },
     "api:model-version-detail": {
         "GET": Rule(obj="version", unit=True, across=JUDGES | ORG_WIDE),
-        "PATCH": Rule(who={ENGINEER, ADMIN}, obj="version", ok=409, unit=True, across={ADMIN}),
+        "PATCH": VERSION_MOVE,
     },
     "api:model-version-gate": Rule(obj="version", unit=True, across=JUDGES | ORG_WIDE),
     "api:model-version-history": Rule(obj="version", unit=True, across=JUDGES | ORG_WIDE),
@@ -300,36 +301,22 @@ TABLE: dict[str, Rule | dict[str, Rule]] = {
         "POST": Rule(ok=400),
     },
     "api:model-version-reject": {
-        "POST": Rule(
-            who=BOARD,
-            obj="version",
-            ok=409,
-            unit=True,
-            across=BOARD,
-            special={OUTSIDER + ENGINEER: 404},
-        ),
+        "POST": BOARD_MOVE,
     },
     "api:model-version-retire": {
-        "POST": Rule(who={ENGINEER, ADMIN}, obj="version", ok=409, unit=True, across={ADMIN}),
+        "POST": VERSION_MOVE,
     },
     "api:model-version-revise": {
-        "POST": Rule(who={ENGINEER, ADMIN}, obj="version", ok=409, unit=True, across={ADMIN}),
+        "POST": VERSION_MOVE,
     },
     "api:model-version-start_review": {
-        "POST": Rule(
-            who=BOARD,
-            obj="version",
-            ok=409,
-            unit=True,
-            across=BOARD,
-            special={OUTSIDER + ENGINEER: 404},
-        ),
+        "POST": BOARD_MOVE,
     },
     "api:model-version-submit": {
-        "POST": Rule(who={ENGINEER, ADMIN}, obj="version", ok=409, unit=True, across={ADMIN}),
+        "POST": VERSION_MOVE,
     },
     "api:model-version-withdraw": {
-        "POST": Rule(who={ENGINEER, ADMIN}, obj="version", ok=409, unit=True, across={ADMIN}),
+        "POST": VERSION_MOVE,
     },
     "api:planning-cycle-list": {
         "GET": Rule(),

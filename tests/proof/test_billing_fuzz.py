@@ -10,24 +10,25 @@ never an internal error. Some go through the upload API, which must answer 4xx, 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import itertools
 import os
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.db.models import Sum
 from django.test import Client, TestCase
-from hypothesis import HealthCheck, Phase, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from governance.choices import Role
 from tests.conftest import BILLING_SAMPLES
-from tests.proof.conftest import SUMMARY
+from tests.proof.conftest import SUMMARY, derandomized
 
 # Derandomized and small enough for `make test`; CAPGOV_PROOF_EXAMPLES=500 digs deeper by hand.
 EXAMPLES = int(os.environ.get("CAPGOV_PROOF_EXAMPLES", "60"))
@@ -107,16 +108,19 @@ BAD_DATES = [
 ]
 
 
-def _templates(shape: Shape) -> tuple[list[str], list[list[str]]]:
+@functools.cache
+def _templates(shape: Shape) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """The sample's header and first rows, read once per shape (each example copies them)."""
     path = BILLING_SAMPLES / shape.sample
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.reader(fh))
-    header, body = rows[0], rows[1 : ROWS + 1]
+        reader = csv.reader(fh)
+        header = next(reader)
+        body = list(itertools.islice(reader, ROWS))
     for name, value in shape.fixes:
         if name in header:
             for row in body:
                 row[header.index(name)] = value
-    return header, body
+    return tuple(header), tuple(tuple(row) for row in body)
 
 
 @dataclass
@@ -222,14 +226,6 @@ def _plain(cell: str) -> bool:
     return cell.strip() in ("", "NULL") or bool(CANONICAL.match(cell.strip()))
 
 
-def _number(cell: str) -> Decimal | None:
-    try:
-        value = Decimal(cell.strip())
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
-
-
 def _check(billing_import, case: Case, tag_sets_before: int) -> str:
     """The property; returns how the file ended (for the summary)."""
     from costs.models import CostRow, ImportStatus, TagSet
@@ -265,15 +261,8 @@ def finance(db):
     return UserFactory(username="fuzz-finance", roles=[Role.FINANCE])
 
 
-FUZZ = hypothesis_settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
-FUZZ_API = hypothesis_settings(FUZZ, max_examples=API_EXAMPLES)
+FUZZ = derandomized(EXAMPLES)
+FUZZ_API = derandomized(API_EXAMPLES)
 
 
 def test_damaged_billing_files_import_whole_or_not_at_all(db, tmp_path):

@@ -191,17 +191,13 @@ def _owned_records(world) -> dict[str, dict]:
     import datetime as dt
     import secrets
 
-    from django.apps import apps
     from django.utils import timezone
 
+    from governance.models import ApiToken, AuditEntry
+
     found: dict[str, dict] = {}
-    try:
-        token_model = apps.get_model("governance", "ApiToken")
-        entry_model = apps.get_model("governance", "AuditEntry")
-    except LookupError:
-        return found
     now = timezone.now()
-    token = token_model.objects.create(
+    token = ApiToken.objects.create(
         user=world.by_role[Role.ML_ENGINEER],
         name="Proof: CI deploy",
         prefix="proof",
@@ -210,7 +206,7 @@ def _owned_records(world) -> dict[str, dict]:
         expires_at=now + dt.timedelta(days=30),
     )
     found["api-token"] = {"pk": token.pk}
-    entry = entry_model.objects.order_by("pk").first()
+    entry = AuditEntry.objects.order_by("pk").first()
     if entry is not None:
         found["audit"] = {"pk": entry.pk}
     return found

@@ -9,8 +9,7 @@ import re
 import pytest
 import schemathesis
 from django.db import transaction
-from hypothesis import HealthCheck, Phase, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -19,7 +18,7 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.media_types import YAML_MEDIA_TYPES
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.proof.conftest import SESSION_HEADER, SUMMARY, session_key
+from tests.proof.conftest import SESSION_HEADER, SUMMARY, derandomized, session_key
 
 # A few derandomized examples per operation keep `make test` fast and repeatable: valid
 # requests, then invalid ones (which must be refused with a 4xx, never a 500).
@@ -81,27 +80,35 @@ def _known_values(app, headers, schema, world) -> dict[str, dict[str, list]]:
     from werkzeug.test import Client
 
     client = Client(app)
+    listed: dict[str, list] = {}
+
+    def items_of(list_path: str) -> list:
+        # Read once: a list stands before the paths of all its detail actions.
+        if list_path not in listed:
+            response = client.get(list_path, headers=headers)
+            items: object = []
+            if response.status_code == 200 and response.is_json:
+                body = response.get_json()
+                items = body.get("results", body) if isinstance(body, dict) else body
+            listed[list_path] = items if isinstance(items, list) else []
+        return listed[list_path]
+
     values: dict[str, dict[str, list]] = {}
     for path in schema.raw_schema["paths"]:
         names = re.findall(r"{(\w+)}", path)
         if not names:
             continue
-        list_path = path[: path.index("{")]
-        response = client.get(list_path, headers=headers)
         found: dict[str, list] = {name: [] for name in names}
-        if response.status_code == 200 and response.is_json:
-            body = response.get_json()
-            items = body.get("results", body) if isinstance(body, dict) else body
-            for item in items if isinstance(items, list) else []:
-                if not isinstance(item, dict):
-                    continue
-                key = "id" if "id" in item else None
-                if len(names) == 1 and key is None and names[0] in item:
-                    key = names[0]
-                for name in names:
-                    field = key if name in {"id", "pk"} else name
-                    if field in item and item[field] not in found[name]:
-                        found[name].append(item[field])
+        for item in items_of(path[: path.index("{")]):
+            if not isinstance(item, dict):
+                continue
+            key = "id" if "id" in item else None
+            if len(names) == 1 and key is None and names[0] in item:
+                key = names[0]
+            for name in names:
+                field = key if name in {"id", "pk"} else name
+                if field in item and item[field] not in found[name]:
+                    found[name].append(item[field])
         found.setdefault("month", [])
         found["month"] = found["month"] or list(world.months)
         if "code" in names and not found["code"]:
@@ -113,14 +120,7 @@ def _known_values(app, headers, schema, world) -> dict[str, dict[str, list]]:
 def _exercise(operation, mode, *, headers, known, failures, counter, app) -> None:
     path_values = known.get(operation.path, {})
 
-    @hypothesis_settings(
-        max_examples=MODES[mode],
-        derandomize=True,
-        deadline=None,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @derandomized(MODES[mode])
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
     def run(case, data):
         for name, candidates in path_values.items():
