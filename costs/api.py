@@ -15,6 +15,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -174,14 +175,27 @@ class ChargebackView(APIView):
         return Response(result.as_dict())
 
 
+class CostRowCursorPagination(CursorPagination):
+    """Cost rows page by usage day and id through a cursor (``next`` / ``previous``), never by
+    page number: a bill has millions of rows, and counting or skipping them for every page is
+    what would make the list slow. Filter by ``month`` or dates to narrow it."""
+
+    ordering = ("usage_date", "id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
 class CostRowViewSet(viewsets.ReadOnlyModelViewSet):
-    """Stored daily cost rows, filtered; ``summary/`` groups them by one dimension."""
+    """Stored daily cost rows, filtered, by usage day and id, a cursor page at a time;
+    ``summary/`` groups them by one dimension (counted, numbered pages)."""
 
     serializer_class = CostRowSerializer
     filterset_class = CostRowFilterSet
+    pagination_class = CostRowCursorPagination
 
     def get_queryset(self):
-        return selectors.cost_row_list(user=self.request.user).order_by("usage_date", "pk")
+        return selectors.cost_row_list(user=self.request.user)
 
     @extend_schema(
         parameters=[
@@ -190,7 +204,7 @@ class CostRowViewSet(viewsets.ReadOnlyModelViewSet):
         ],
         responses=CostSummarySerializer(many=True),
     )
-    @action(detail=False)
+    @action(detail=False, pagination_class=PageNumberPagination)
     def summary(self, request: Request) -> Response:
         group_by = request.query_params.get("group_by", "service")
         basis = request.query_params.get("basis", "billed")

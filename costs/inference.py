@@ -30,7 +30,7 @@ from django.db.models.functions import Lower, TruncMonth
 
 from costs.budgets import next_month
 from costs.models import CostRow
-from costs.selectors import basis_field, cost_row_list
+from costs.selectors import basis_field, cost_months_cached
 from governance.models import User
 from governance.selectors import visible_unit_ids
 from registry import selectors as registry_selectors
@@ -190,6 +190,21 @@ class _EndpointMatcher:
     def markers(self) -> list[str]:
         return sorted({ENDPOINT_MARKERS[provider] for provider, _ in self.by_name})
 
+    def candidates(self) -> Q | None:
+        """Rows (annotated ``rid``, the lower-cased resource id) that may be one of the
+        endpoints' (``match`` decides); None when none can be."""
+        wanted = Q()
+        if self.exact:
+            wanted |= Q(rid__in=sorted(self.exact))
+        for marker in self.markers:
+            wanted |= Q(rid__contains=marker)
+        return wanted or None
+
+    def rows(self, rows: QuerySet[CostRow]) -> QuerySet[CostRow] | None:
+        """``rows`` narrowed to :meth:`candidates` (``rid`` annotated); None when none can be."""
+        wanted = self.candidates()
+        return None if wanted is None else rows.annotate(rid=Lower("resource_id")).filter(wanted)
+
     def match(self, resource_id: str) -> Endpoint | None:
         if resource_id in self.exact:
             return self.exact[resource_id]
@@ -221,31 +236,51 @@ def _aws_same_place(endpoint: Endpoint, arn: str) -> bool:
 def _endpoint_costs(
     *, user: User | None, endpoints: Sequence[Endpoint], months: Sequence[dt.date], basis: str
 ) -> dict[tuple[dt.date, int], dict[str, Decimal]]:
-    """(billing month, endpoint id) -> currency -> cost, in one grouped query."""
+    """(billing month, endpoint id) -> currency -> cost of the rows the person may read."""
     matcher = _EndpointMatcher(endpoints)
-    wanted = Q()
-    if matcher.exact:
-        wanted |= Q(rid__in=list(matcher.exact))
-    for marker in matcher.markers:
-        wanted |= Q(rid__contains=marker)
-    if not wanted or not months:
-        return {}
-    grouped = (
-        cost_row_list(user=user)
-        .filter(billing_period__in=list(months))
-        .annotate(rid=Lower("resource_id"))
-        .filter(wanted)
-        .values("billing_period", "rid", "currency")
-        .annotate(amount=Sum(basis_field(basis)))
-        .order_by()
-    )
+    visible = visible_unit_ids(user)
     out: dict[tuple[dt.date, int], dict[str, Decimal]] = defaultdict(dict)
-    for row in grouped:
-        endpoint = matcher.match(row["rid"])
+    for month, rid, currency, unit_id, amount in _candidate_sums(matcher, months, basis):
+        if visible is not None and unit_id not in visible:
+            continue
+        endpoint = matcher.match(rid)
         if endpoint is not None:
-            bucket = out[(row["billing_period"], endpoint.pk)]
-            bucket[row["currency"]] = bucket.get(row["currency"], ZERO) + (row["amount"] or ZERO)
+            bucket = out[(month, endpoint.pk)]
+            bucket[currency] = bucket.get(currency, ZERO) + amount
     return out
+
+
+def _candidate_sums(
+    matcher: _EndpointMatcher, months: Sequence[dt.date], basis: str
+) -> list[tuple[dt.date, str, str, int | None, Decimal]]:
+    """(month, resource id, currency, unit, cost) of every row that may be an endpoint's, in
+    one grouped query kept with the months' cost sums (the LIKE over a month's rows is the
+    slow part of a statement page; the matching after it is cheap)."""
+    if not months:
+        return []
+    rows = matcher.rows(CostRow.objects.filter(billing_period__in=list(months)))
+    if rows is None:
+        return []
+
+    def compute() -> list[tuple[dt.date, str, str, int | None, Decimal]]:
+        grouped = (
+            rows.values("billing_period", "rid", "currency", "tag_set__business_unit_id")
+            .annotate(amount=Sum(basis_field(basis)))
+            .order_by()
+        )
+        return [
+            (
+                row["billing_period"],
+                row["rid"],
+                row["currency"],
+                row["tag_set__business_unit_id"],
+                row["amount"] or ZERO,
+            )
+            for row in grouped
+        ]
+
+    name = ("endpoint-sums", basis, str(matcher.candidates()))
+    return cost_months_cached(name, months, compute)
 
 
 def _endpoint_usage(
@@ -404,21 +439,10 @@ def endpoint_cost_between(
     largest currency: the registry's retirement asks through its hook. The system view."""
     endpoints = list(Endpoint.objects.filter(pk__in=list(endpoint_ids)))
     matcher = _EndpointMatcher(endpoints)
-    wanted = Q()
-    if matcher.exact:
-        wanted |= Q(rid__in=list(matcher.exact))
-    for marker in matcher.markers:
-        wanted |= Q(rid__contains=marker)
-    if not wanted:
+    rows = matcher.rows(CostRow.objects.filter(usage_date__gte=start, usage_date__lt=end))
+    if rows is None:
         return {}
-    grouped = (
-        CostRow.objects.filter(usage_date__gte=start, usage_date__lt=end)
-        .annotate(rid=Lower("resource_id"))
-        .filter(wanted)
-        .values("rid", "currency")
-        .annotate(amount=Sum("billed_cost"))
-        .order_by()
-    )
+    grouped = rows.values("rid", "currency").annotate(amount=Sum("billed_cost")).order_by()
     totals: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
     for row in grouped:
         endpoint = matcher.match(row["rid"])

@@ -181,6 +181,9 @@ class CostRow(models.Model):
             # A month's rows in the API's order (usage day, id): the cost-row list pages
             # through them without sorting the month first.
             models.Index(fields=["billing_period", "usage_date", "id"], name="costrow_month_day"),
+            # The same order across months: the unfiltered list's cursor pages, and the reads
+            # by usage day whatever month billed it (post-mortem spend, endpoint costs).
+            models.Index(fields=["usage_date", "id"], name="costrow_day"),
         ]
 
     def __str__(self) -> str:
