@@ -90,9 +90,12 @@ def test_readyz_is_503_when_the_database_is_down(client, db, settings):
     assert "refused" not in response.content.decode()
 
 
-def test_healthz_reports_a_broker_that_is_down(client, db, settings):
+def test_healthz_stays_alive_while_the_broker_is_down_and_readyz_says_so(client, db, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
     response = client.get("/healthz")
-    assert response.status_code == 503
-    assert response.json()["broker"] == "error: ConnectionError"
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["broker"] == "error: ConnectionError"
