@@ -67,7 +67,7 @@ from governance.models import BoardMembership, BusinessUnit, Decision, ReviewBoa
 from governance.money import money_format, money_round
 from governance.selectors import TIMES, decision_list_for, manages_costs
 from governance.services import decision_record
-from governance.services.conflicts import conflict_raise
+from governance.services.conflicts import conflict_raise, conflict_withdraw
 from registry.models import CapacityPool, HardwarePrice, PoolUsage
 
 logger = logging.getLogger(__name__)
@@ -596,7 +596,11 @@ def cycle_open(
             )
     if board is not None and not board.is_active:
         raise DomainError(f"The board {board} is not active; choose an active one or none.")
-    existing = PlanningCycle.objects.filter(fiscal_year=fq.fiscal_year, quarter=fq.quarter).first()
+    existing = (
+        PlanningCycle.objects.filter(fiscal_year=fq.fiscal_year, quarter=fq.quarter)
+        .exclude(status=CycleStatus.CANCELLED)
+        .first()
+    )
     if existing is not None:
         raise ConflictError(
             f"{fq} already has a planning cycle ({existing.get_status_display().lower()})."
@@ -973,6 +977,57 @@ def cycle_start_review(
     cycle.save(update_fields=["status", "review_started_at"])
     conflicts = _conflicts_check(cycle, by=by)
     return ReviewStart(cycle, list(cycle_plans_unfiled(cycle)), conflicts)
+
+
+CANCELLABLE = (CycleStatus.OPEN, CycleStatus.REVIEW)
+
+
+def cycle_may_cancel(user: User, cycle: PlanningCycle) -> bool:
+    return cycle.status in CANCELLABLE and planning_may_run(user)
+
+
+@transaction.atomic
+def cycle_cancel(*, cycle: PlanningCycle, by: User, reason: str) -> Decision:
+    """Call off a cycle opened by mistake (the wrong quarter, board or due date) before it is
+    approved: its plans can no longer be edited, filed or decided, its open capacity
+    conflicts close with this Decision, and the quarter may be opened again by hand (the
+    schedule leaves a quarter with a cancelled cycle alone). Finance and platform admins.
+
+    An approved cycle is not cancelled: its quotas and budgets are in force; change those.
+    """
+    if not planning_may_run(by):
+        raise PermissionDeniedError("Planning cycles are cancelled by finance and platform admins.")
+    cycle = _locked_cycle(cycle)
+    if cycle.status not in CANCELLABLE:
+        raise ConflictError(
+            f"{cycle} is {cycle.get_status_display().lower()}; only a cycle open for plans or "
+            "in review is cancelled"
+            + (
+                " (its quotas and budgets are in force: change those)."
+                if cycle.status == CycleStatus.APPROVED
+                else "."
+            )
+        )
+    plans = cycle.plans.values("status").annotate(n=Count("pk")).order_by()
+    decision = decision_record(
+        subject=cycle,
+        kind=DecisionKind.OTHER,
+        outcome=DecisionOutcome.REJECTED,
+        title=f"Cancel the {cycle} planning cycle",
+        rationale=reason,
+        by=by,
+        decided_as=next((r for r in (Role.FINANCE, Role.PLATFORM_ADMIN) if by.has_role(r)), ""),
+        evidence={
+            "cycle": str(cycle),
+            "status_before": cycle.status,
+            "plans": {row["status"]: row["n"] for row in plans},
+        },
+    )
+    cycle.status = CycleStatus.CANCELLED
+    cycle.save(update_fields=["status"])
+    for entry in PlanConflict.objects.filter(cycle=cycle).select_related("conflict"):
+        conflict_withdraw(conflict=entry.conflict, decision=decision)
+    return decision
 
 
 def _decider_role(by: User, cycle: PlanningCycle) -> str:
@@ -1396,9 +1451,25 @@ def cycle_approve(
     return result
 
 
+def cycle_cancel_decision(cycle: PlanningCycle) -> Decision | None:
+    """The Decision that cancelled the cycle, if it is cancelled."""
+    return (
+        decision_list_for(
+            subject_type_id=ContentType.objects.get_for_model(PlanningCycle).pk,
+            subject_ids=[cycle.pk],
+        )
+        .filter(outcome=DecisionOutcome.REJECTED)
+        .first()
+    )
+
+
 def cycle_approval_decision(cycle: PlanningCycle) -> Decision | None:
     """The Decision that approved the cycle, if it is approved."""
-    return decision_list_for(
-        subject_type_id=ContentType.objects.get_for_model(PlanningCycle).pk,
-        subject_ids=[cycle.pk],
-    ).first()
+    return (
+        decision_list_for(
+            subject_type_id=ContentType.objects.get_for_model(PlanningCycle).pk,
+            subject_ids=[cycle.pk],
+        )
+        .filter(outcome=DecisionOutcome.APPROVED)
+        .first()
+    )

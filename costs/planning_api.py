@@ -306,6 +306,10 @@ class PlanUpdateSerializer(serializers.Serializer):
     justification = serializers.CharField(max_length=planning.JUSTIFICATION_MAX, allow_blank=True)
 
 
+class CycleCancelInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=planning.RATIONALE_MAX)
+
+
 class LineDecideInputSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=planning.LineDecision.CHOICES)
     approved_gpu_hours = serializers.DecimalField(
@@ -385,6 +389,23 @@ class PlanningCycleViewSet(
                 }
             ).data
         )
+
+    @extend_schema(
+        summary="Cancel a cycle opened by mistake, before approval (finance, platform admins); "
+        "the quarter may then be opened again",
+        request=CycleCancelInputSerializer,
+        responses={200: PlanningCycleSerializer, **REFUSED},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        cycle = self.get_object()
+        if not planning.planning_may_run(request.user):  # before the body: a 403, not a 400
+            raise PermissionDeniedError(
+                "Planning cycles are cancelled by finance and platform admins."
+            )
+        data = _valid(CycleCancelInputSerializer, request)
+        planning.cycle_cancel(cycle=cycle, by=request.user, reason=data["reason"])
+        return Response(PlanningCycleSerializer(self.get_queryset().get(pk=cycle.pk)).data)
 
     @extend_schema(
         summary="Approve the reviewed plan (finance, platform admins): quotas and budgets",

@@ -78,6 +78,15 @@ HOURS_FIELD = {
 }
 
 
+class CycleCancelForm(forms.Form):
+    reason = forms.CharField(
+        label="Why cancel it",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Kept on the cycle's Decision, e.g. “Opened for the wrong quarter”.",
+    )
+
+
 class PlanLineForm(forms.Form):
     pool = forms.ModelChoiceField(queryset=CapacityPool.objects.none(), label="Pool")
     month = forms.ChoiceField(label="Month")
@@ -204,7 +213,13 @@ def _cycle_get(pk: int) -> PlanningCycle:
     return get_object_or_404(planning.cycle_list(), pk=pk)
 
 
-def _cycle_page(request: HttpRequest, cycle: PlanningCycle, *, status: int = 200) -> HttpResponse:
+def _cycle_page(
+    request: HttpRequest,
+    cycle: PlanningCycle,
+    *,
+    status: int = 200,
+    cancel_form: CycleCancelForm | None = None,
+) -> HttpResponse:
     user = request.user
     sees_all = planning.plans_see_all(user)
     plans = (
@@ -224,7 +239,11 @@ def _cycle_page(request: HttpRequest, cycle: PlanningCycle, *, status: int = 200
         "may_start_review": cycle.status == CycleStatus.OPEN
         and planning.planning_may_start_review(user),
         "may_approve": cycle.status == CycleStatus.REVIEW and planning.planning_may_run(user),
+        "cancel_form": cancel_form
+        or (CycleCancelForm() if planning.cycle_may_cancel(user, cycle) else None),
     }
+    if cycle.status == CycleStatus.CANCELLED:
+        context["cancelled"] = planning.cycle_cancel_decision(cycle)
     if sees_all:
         context["pool_months"] = planning.cycle_pool_months(cycle)
         context["conflicts"] = planning.cycle_conflict_list(cycle)
@@ -272,6 +291,28 @@ def planning_cycle_approve(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         f"{cycle} is approved: {len(result.quotas)} quota(s) and {len(result.budgets)} "
         "budget(s) now follow the plan.",
+    )
+    return redirect(cycle)
+
+
+@require_POST
+def planning_cycle_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    cycle = _cycle_get(pk)
+    form = CycleCancelForm(request.POST)
+    if not form.is_valid():
+        if not planning.cycle_may_cancel(request.user, cycle):
+            raise PermissionDenied("Planning cycles are cancelled by finance and platform admins.")
+        return _cycle_page(request, cycle, status=400, cancel_form=form)
+    try:
+        planning.cycle_cancel(cycle=cycle, by=request.user, reason=form.cleaned_data["reason"])
+    except DomainError as exc:
+        _refused(exc)
+        messages.error(request, exc.message)
+        return _cycle_page(request, _cycle_get(pk), status=exc.http_status)
+    messages.success(
+        request,
+        f"{cycle} is cancelled: its plans are closed and its conflicts withdrawn. Open the "
+        "quarter again from Capacity planning when it is right.",
     )
     return redirect(cycle)
 

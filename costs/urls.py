@@ -82,6 +82,11 @@ urlpatterns = [
         planning_views.planning_cycle_approve,
         name="planning-cycle-approve",
     ),
+    path(
+        "planning/<int:pk>/cancel/",
+        planning_views.planning_cycle_cancel,
+        name="planning-cycle-cancel",
+    ),
     path("planning/plans/<int:pk>/", planning_views.capacity_plan_detail, name="capacity-plan"),
     path(
         "planning/plans/<int:pk>/edit/",

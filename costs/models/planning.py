@@ -45,8 +45,11 @@ class PlanningCycle(models.Model):
     class Meta:
         ordering = ["-first_month"]
         constraints = [
+            # Cancelled cycles stay on record beside the one that replaced them.
             models.UniqueConstraint(
-                fields=["fiscal_year", "quarter"], name="one_cycle_per_quarter"
+                fields=["fiscal_year", "quarter"],
+                condition=~models.Q(status="cancelled"),
+                name="one_cycle_per_quarter",
             ),
             models.CheckConstraint(
                 condition=models.Q(quarter__gte=1, quarter__lte=4), name="cycle_quarter_1_to_4"

@@ -253,3 +253,10 @@ def _close(conflict: CapacityConflict, decision: Decision) -> None:
     conflict.decision = decision
     conflict.due_at = None
     conflict.save(update_fields=["status", "decision", "due_at"])
+
+
+def conflict_withdraw(*, conflict: CapacityConflict, decision: Decision) -> None:
+    """Close a conflict whose question went away (the plan that raised it was cancelled):
+    resolved by ``decision``, which says why, with no vote and no further escalation."""
+    if conflict.status != ConflictStatus.RESOLVED:
+        _close(conflict, decision)

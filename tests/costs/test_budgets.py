@@ -331,6 +331,7 @@ def test_the_mail_reads_as_the_issue_asks_with_text_html_and_a_link(
     assert headline in message.body
     assert link in message.body
     assert "simple trend: spend to date / 20 days with data x 30 days" in message.body
+    assert "plus the unit's cost forecast for the rest of the month" in message.body
     html, mime = message.alternatives[0]
     assert mime == "text/html"
     assert headline in html

@@ -17,6 +17,7 @@ from costs.models import (
     CommitmentOffer,
     CycleStatus,
     LineStatus,
+    PlanConflict,
     PlanLine,
     PlanningCycle,
     QuotaSource,
@@ -385,3 +386,79 @@ def test_anonymous_callers_get_nothing(world, cycle):
     approver = UserFactory(username="nobody", roles=[Role.APPROVER])
     assert browser(approver).get(plan_of(cycle, world.ads).get_absolute_url()).status_code == 404
     assert browser(approver).get(COMMITMENTS).status_code == 403
+
+
+def test_a_cycle_opened_by_mistake_is_cancelled_and_its_quarter_opened_again(world, cycle):
+    from governance.choices import ConflictStatus, DecisionOutcome
+    from governance.models import CapacityConflict, Decision
+
+    ads, res = plan_of(cycle, world.ads), plan_of(cycle, world.res)
+    planning.plan_line_update(
+        line=PlanLine.objects.get(plan=res, pool=world.h100, month=JAN),
+        by=world.res_owner,
+        gpu_hours="40000",
+    )
+    planning.plan_file(plan=ads, by=world.ads_owner)
+    planning.plan_file(plan=res, by=world.res_owner)
+    [conflict] = PlanConflict.objects.filter(cycle=cycle)  # filing over capacity opens one
+    planning.cycle_start_review(cycle=cycle, by=world.admin)
+    page = cycle.get_absolute_url()
+
+    assert "Cancel this cycle" in browser(world.finance).get(page).content.decode()
+    assert "Cancel this cycle" not in browser(world.ads_owner).get(page).content.decode()
+    assert browser(world.ads_owner).post(f"{page}cancel/", {"reason": "x"}).status_code == 403
+    no_reason = browser(world.finance).post(f"{page}cancel/", {"reason": " "})
+    assert no_reason.status_code == 400
+    assert PlanningCycle.objects.get(pk=cycle.pk).status == "review"
+
+    done = browser(world.finance).post(f"{page}cancel/", {"reason": "Opened with the wrong board."})
+    assert (done.status_code, done["Location"]) == (302, page)
+    cycle.refresh_from_db()
+    assert cycle.status == "cancelled"
+    decision = Decision.objects.get(subject_id=cycle.pk, outcome=DecisionOutcome.REJECTED)
+    assert (decision.rationale, decision.decided_by) == (
+        "Opened with the wrong board.",
+        world.finance,
+    )
+    assert decision.evidence["status_before"] == "review"
+    withdrawn = CapacityConflict.objects.get(pk=conflict.conflict_id)
+    assert (withdrawn.status, withdrawn.decision) == (ConflictStatus.RESOLVED, decision)
+    body = browser(world.finance).get(page).content.decode()
+    assert "Opened with the wrong board." in body
+    assert "Cancel this cycle" not in body
+
+    # Nothing moves in a cancelled cycle, and it is not cancelled twice.
+    with pytest.raises(Exception, match="cancelled"):
+        planning.plan_reopen(plan=ads, by=world.ads_owner)
+    again = browser(world.finance).post(f"{page}cancel/", {"reason": "again"})
+    assert again.status_code == 409
+    # The schedule never reopens the quarter by itself; a person opens it again.
+    due = dt.datetime(2027, 1, 1, tzinfo=dt.UTC) - dt.timedelta(days=1)
+    assert planning.planning_cycle_open_due(now=due) is None
+    reopened = planning.cycle_open(fiscal_year=2027, quarter=1, by=world.admin)
+    assert reopened.pk != cycle.pk
+    assert reopened.status == "open"
+    assert PlanningCycle.objects.filter(fiscal_year=2027, quarter=1).count() == 2
+
+
+def test_an_approved_cycle_is_not_cancelled_and_the_api_checks_roles_first(world, cycle):
+    url = f"/api/v1/planning-cycles/{cycle.pk}/cancel/"
+    assert api(world.ads_owner).post(url, {}, format="json").status_code == 403
+    assert api(world.finance).post(url, {}, format="json").status_code == 400
+    done = api(world.finance).post(url, {"reason": "Wrong quarter."}, format="json")
+    assert (done.status_code, done.json()["status"]) == (200, "cancelled")
+    assert api(world.finance).post(url, {"reason": "again"}, format="json").status_code == 409
+
+    approved = PlanningCycle.objects.create(
+        fiscal_year=2027,
+        quarter=2,
+        first_month=dt.date(2027, 4, 1),
+        last_month=dt.date(2027, 6, 1),
+        status="approved",
+        opened_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+    )
+    refused = api(world.finance).post(
+        f"/api/v1/planning-cycles/{approved.pk}/cancel/", {"reason": "Late."}, format="json"
+    )
+    assert refused.status_code == 409
+    assert "quotas and budgets are in force" in refused.json()["detail"]

@@ -329,6 +329,9 @@ TABLE: dict[str, Rule | dict[str, Rule]] = {
     "api:planning-cycle-approve": {
         "POST": Rule(who=ORG_WIDE, obj="cycle", ok=409),
     },
+    "api:planning-cycle-cancel": {
+        "POST": Rule(who=ORG_WIDE, obj="cycle", ok=400),  # no reason given
+    },
     "api:capacity-plan-list": Rule(),
     "api:capacity-plan-detail": {
         "GET": Rule(obj="plan", unit=True, across=PLANNED),
@@ -601,6 +604,9 @@ TABLE: dict[str, Rule | dict[str, Rule]] = {
     },
     "costs:planning-cycle-approve": {
         "POST": Rule(who=ORG_WIDE, obj="cycle", ok=409),
+    },
+    "costs:planning-cycle-cancel": {
+        "POST": Rule(who=ORG_WIDE, obj="cycle", ok=400),  # no reason given
     },
     "costs:capacity-plan": Rule(obj="plan", unit=True, across=PLANNED),
     "costs:capacity-plan-update": {
