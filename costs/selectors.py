@@ -6,6 +6,7 @@ Every page, API endpoint and export reads costs through these functions, so the 
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import hashlib
 import logging
@@ -372,6 +373,17 @@ def _cache_key(name: tuple, stamp: str) -> str:
     return f"costs:{_digest(name)}:{stamp}"
 
 
+# Set while the cache is warmed: entries found are kept another full lifetime, so those that
+# are read stay cached and only a change of the costs (a new stamp) makes anyone wait.
+_KEEPING: contextvars.ContextVar[bool] = contextvars.ContextVar("cost_cache_keeping", default=False)
+
+
+def _keep(keys: Sequence[str], seconds: int) -> None:
+    if _KEEPING.get():
+        for key in keys:
+            cache.touch(key, seconds)
+
+
 def _cached(name: tuple, stamp: str, compute: Callable[[], _T]) -> _T:
     """``compute()``, kept in the cache under ``stamp``; a cache that cannot be reached (a
     stopped Redis) costs speed, never the page."""
@@ -385,6 +397,7 @@ def _cached(name: tuple, stamp: str, compute: Callable[[], _T]) -> _T:
         logger.warning("cost cache unavailable, reading live: %s", exc)
         return compute()
     if found is not None:
+        _keep([key], seconds)
         return found
     value = compute()
     try:
@@ -394,18 +407,29 @@ def _cached(name: tuple, stamp: str, compute: Callable[[], _T]) -> _T:
     return value
 
 
-def cost_cache_warm(*, months: Sequence[dt.date]) -> int:
-    """Compute and cache what the dashboard and the chargeback page read of these months (the
-    billed basis) and the month list; returns the months warmed (0 when nothing is cached)."""
+def cost_cache_warm(*, months: Sequence[dt.date] | None = None) -> int:
+    """Compute and cache what the dashboard, the chargeback page and the statement pages read
+    of these months (every month with costs when None): the month list, the billed sums by
+    unit and day, budget spend and endpoint costs. What is cached already is kept another
+    lifetime, so a schedule warming every third of it means nobody waits for a sum that did
+    not change. Returns the months warmed (0 when nothing is cached)."""
     if settings.CAPGOV_COST_CACHE_SECONDS <= 0:
         return 0
-    chargeback_months(user=None)
-    _month_parts_many(months=months, amount_field=BASES["billed"])
-    for month in months:
-        chargeback_daily(user=None, month=month)
-        budgets = list(budget_active_list(month=month))
-        if budgets:
-            budget_spend(budgets=budgets, month=month)
+    from costs.inference import endpoint_inference_list  # it reads these selectors
+
+    token = _KEEPING.set(True)
+    try:
+        every = chargeback_months(user=None)
+        months = every if months is None else months
+        _month_parts_many(months=months, amount_field=BASES["billed"])
+        for month in months:
+            chargeback_daily(user=None, month=month)
+            budgets = list(budget_active_list(month=month))
+            if budgets:
+                budget_spend(budgets=budgets, month=month)
+            endpoint_inference_list(user=None, month=month)
+    finally:
+        _KEEPING.reset(token)
     return len(months)
 
 
@@ -468,6 +492,8 @@ def _month_parts_many(
             out[month] = found[key]
         else:
             out[month] = missing[key] = _month_parts_compute(month, amount_field)
+    if found:
+        _keep(list(found), seconds)
     if missing and found is not None:
         try:
             cache.set_many(missing, seconds)

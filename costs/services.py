@@ -272,13 +272,17 @@ def _statistics_refresh(rows_stored: int) -> None:
 def _cost_cache_warm_after_import(billing_import: BillingImport) -> None:
     """The months the import changed are summed again by a worker once it commits, so the
     first visitor of the dashboard does not wait for it (when the sums are cached at all)."""
-    if settings.CAPGOV_COST_CACHE_SECONDS <= 0 or not billing_import.billing_periods:
+    if billing_import.billing_periods:
+        _cost_cache_warm_later(list(billing_import.billing_periods))
+
+
+def _cost_cache_warm_later(months: list[str] | None) -> None:
+    """Warm the cost cache (these months; all when None) in a worker once this commits."""
+    if settings.CAPGOV_COST_CACHE_SECONDS <= 0:
         return
     from costs.tasks import cost_cache_warm_task
 
-    transaction.on_commit(
-        partial(enqueue, cost_cache_warm_task, list(billing_import.billing_periods))
-    )
+    transaction.on_commit(partial(enqueue, cost_cache_warm_task, months))
 
 
 def _finish_failed(billing_import: BillingImport, message: str) -> BillingImport:
@@ -496,6 +500,7 @@ def allocation_apply() -> int:
             tag_set.business_unit_id, tag_set.rule_id = bu_id, rule_id
             changed.append(tag_set)
     TagSet.objects.bulk_update(changed, ["business_unit_id", "rule_id"], batch_size=1000)
+    _cost_cache_warm_later(None)  # the rules are in every month's stamp
     return len(changed)
 
 

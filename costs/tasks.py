@@ -71,9 +71,11 @@ def work_recover_task() -> dict[str, int]:
 
 
 @shared_task(acks_late=True)
-def cost_cache_warm_task(months: list[str]) -> int:
-    """After an import: sum these months (``YYYY-MM``) again into the cache; idempotent."""
-    return selectors.cost_cache_warm(months=[selectors.month_parse(m) for m in months])
+def cost_cache_warm_task(months: list[str] | None = None) -> int:
+    """After an import or a rule change, and on a schedule: sum these months (``YYYY-MM``;
+    every month with costs when None) into the cache, keeping what is there; idempotent."""
+    parsed = None if months is None else [selectors.month_parse(m) for m in months]
+    return selectors.cost_cache_warm(months=parsed)
 
 
 @worker_ready.connect

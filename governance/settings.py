@@ -310,6 +310,13 @@ CAPGOV_SCHEDULES["conflicts-escalate"] = {
 # Every minute (and when a worker starts): imports and syncs whose worker died are marked
 # failed, and work and budget mails that could not reach the broker are sent again.
 CAPGOV_SCHEDULES["work-recover"] = {"task": "costs.tasks.work_recover_task", "schedule": 60.0}
+# The cached cost sums (when CAPGOV_COST_CACHE_SECONDS is set) are warmed three times a
+# lifetime: what is cached is kept, so the dashboard's first visitor never sums a year of rows.
+if CAPGOV_COST_CACHE_SECONDS > 0:
+    CAPGOV_SCHEDULES["cost-cache-warm"] = {
+        "task": "costs.tasks.cost_cache_warm_task",
+        "schedule": max(60.0, CAPGOV_COST_CACHE_SECONDS / 3),
+    }
 # Budgets: record thresholds reached this month, e-mail owners, freeze breaching units (also
 # run after every successful billing import).
 CAPGOV_SCHEDULES["budgets-evaluate"] = {
@@ -461,6 +468,7 @@ CAPGOV_BULK_TASKS = frozenset(
         "registry.tasks.pool_usage_from_endpoints_task",
         "costs.tasks.retention_prune_task",
         "costs.tasks.forecasts_refresh_task",
+        "costs.tasks.cost_cache_warm_task",
     }
 )
 CELERY_TASK_ROUTES = ("governance.celery.task_route",)

@@ -205,3 +205,45 @@ def test_an_import_sums_its_months_into_the_cache_for_the_first_visitor(
 def test_nothing_is_warmed_when_the_sums_are_not_cached(october, settings):
     settings.CAPGOV_COST_CACHE_SECONDS = 0
     assert selectors.cost_cache_warm(months=[OCT]) == 0
+
+
+def test_warming_keeps_what_is_read_cached_past_its_lifetime(october, cached):
+    def first_visit():
+        selectors.chargeback_get(user=None, month=OCT)
+        selectors.chargeback_daily(user=None, month=OCT)
+
+    with time_machine.travel(dt.datetime(2026, 11, 3, 9, 0, tzinfo=dt.UTC), tick=False) as clock:
+        assert selectors.cost_cache_warm() == 1  # every month with costs: October
+        assert cost_queries(first_visit) == 0
+        clock.shift(dt.timedelta(seconds=600))
+        assert selectors.cost_cache_warm() == 1  # found, and kept another 900 s
+        clock.shift(dt.timedelta(seconds=600))  # 1,200 s after it was summed
+        assert cost_queries(first_visit) == 0
+        clock.shift(dt.timedelta(seconds=901))  # not warmed for a whole lifetime
+        assert cost_queries(first_visit) > 0
+
+
+def test_a_rule_change_warms_every_month_in_a_worker_once_it_commits(
+    october, cached, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.allocation_rule_save(
+            business_unit=october.research,
+            tag_key="cost-center",
+            tag_values=["4410"],
+            priority=1,
+            by=october.finance,
+        )
+    assert cost_queries(lambda: selectors.chargeback_get(user=None, month=OCT)) == 0
+    assert amounts()["RES"] == D("13.76")
+
+
+def test_the_schedule_warms_three_times_a_lifetime_in_production_only():
+    from governance import settings as defaults
+
+    entry = defaults.CAPGOV_SCHEDULES.get("cost-cache-warm")
+    if defaults.CAPGOV_COST_CACHE_SECONDS <= 0:
+        assert entry is None
+    else:
+        assert entry["schedule"] == max(60.0, defaults.CAPGOV_COST_CACHE_SECONDS / 3)
+    assert "costs.tasks.cost_cache_warm_task" in defaults.CAPGOV_BULK_TASKS
