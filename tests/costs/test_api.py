@@ -1,3 +1,6 @@
+import base64
+from urllib.parse import urlencode
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -82,6 +85,10 @@ def test_costs_api_pages_every_row_once_by_day_through_cursors(api, october):
         (r["usage_date"], r["id"]) for r in seen
     )
     assert client.get("/api/v1/costs/?cursor=forged").status_code == 404
+    # A cursor is base64 of its position: an edited one is refused the same way, not a 500.
+    for position in ("not-a-day", "2026-13-45", "x" * 5000):
+        edited = base64.b64encode(urlencode({"p": position}).encode()).decode()
+        assert client.get("/api/v1/costs/", {"cursor": edited}).status_code == 404
 
 
 def test_costs_summary_groups_by_business_unit(api, october):
