@@ -6,13 +6,14 @@ Every page, API endpoint and export reads costs through these functions, so the 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 import hashlib
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TypeVar
@@ -318,6 +319,24 @@ def _by_code(
 # default outside production) reads live.
 
 
+# Inside ``stamps_read_once`` (a page or API read): the stamps read once, not once per sum.
+_STAMPS_MEMO: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "cost_stamps_memo", default=None
+)
+
+
+@contextlib.contextmanager
+def stamps_read_once() -> Iterator[None]:
+    """Read the cost stamps once for everything inside: for requests that only read (GET,
+    HEAD), which ask for several cached sums of the same costs. Never around a write: sums
+    read after it would be looked up under the stamps from before it."""
+    token = _STAMPS_MEMO.set([])
+    try:
+        yield
+    finally:
+        _STAMPS_MEMO.reset(token)
+
+
 @dataclass(frozen=True)
 class _Stamps:
     """What a month's cached sums depend on, read in two small queries."""
@@ -329,6 +348,15 @@ class _Stamps:
     def read(cls) -> _Stamps:
         if settings.CAPGOV_COST_CACHE_SECONDS <= 0:
             return cls(shared="", months={})
+        memo = _STAMPS_MEMO.get()
+        if memo is None:
+            return cls._read()
+        if not memo:
+            memo.append(cls._read())
+        return memo[0]
+
+    @classmethod
+    def _read(cls) -> _Stamps:
         # Each import that stored rows of a month, when it finished, and how many notes it
         # carries: deleting the import that replaced its rows, or compacting them, adds one
         # (else deleting the newest import would bring back a stamp whose sums are gone).

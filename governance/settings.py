@@ -160,6 +160,8 @@ MIDDLEWARE = [
     # Who (the signed-in person) and from where (IP) for every audit entry the request writes.
     "governance.audit.AuditMiddleware",
     "governance.middleware.LoginRequiredMiddleware",
+    # A page or API read asks the cost stamps once, not once per cached sum.
+    "costs.middleware.CostStampsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a locked-out sign-in into the lockout page (429); after every view, as Axes asks.

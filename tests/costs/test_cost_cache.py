@@ -247,3 +247,22 @@ def test_the_schedule_warms_three_times_a_lifetime_in_production_only():
     else:
         assert entry["schedule"] == max(60.0, defaults.CAPGOV_COST_CACHE_SECONDS / 3)
     assert "costs.tasks.cost_cache_warm_task" in defaults.CAPGOV_BULK_TASKS
+
+
+def test_a_page_reads_the_cost_stamps_once_however_many_sums_it_shows(october, cached, client):
+    def stamp_reads(response_of) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert response_of().status_code == 200
+        return sum(
+            "MAX(updated_at) FROM costs_allocationrule" in q["sql"] for q in ctx.captured_queries
+        )
+
+    client.force_login(october.finance)
+    client.get("/")  # the sums are cached; what is left to read is the stamps
+    assert stamp_reads(lambda: client.get("/")) == 1
+
+    # Outside a read-only request (a task, a write), every read of the sums checks them.
+    with CaptureQueriesContext(connection) as ctx:
+        selectors.chargeback_get(user=None, month=OCT)
+        selectors.chargeback_daily(user=None, month=OCT)
+    assert sum("FROM costs_allocationrule" in q["sql"] for q in ctx.captured_queries) == 2
