@@ -9,6 +9,7 @@ role is a 403.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -259,40 +260,52 @@ def planning_cycle_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _cycle_page(request, _cycle_get(pk))
 
 
-@require_POST
-def planning_cycle_start_review(request: HttpRequest, pk: int) -> HttpResponse:
-    cycle = _cycle_get(pk)
+def _cycle_move(
+    request: HttpRequest, cycle: PlanningCycle, move: Callable[[], str]
+) -> HttpResponse:
+    """Run one of the cycle's moves: its message on success, the page with the refusal (and
+    its status) otherwise."""
     try:
-        started = planning.cycle_start_review(cycle=cycle, by=request.user)
+        text = move()
     except DomainError as exc:
         _refused(exc)
         messages.error(request, exc.message)
-        return _cycle_page(request, cycle, status=exc.http_status)
-    text = f"{cycle} is in review: the board decides each filed line."
-    if started.unfiled:
-        codes = ", ".join(p.business_unit.code for p in started.unfiled)
-        text += f" Not filed yet: {codes} (they may still file late; unfiled plans get no quotas)."
-    if started.conflicts:
-        text += f" {len(started.conflicts)} capacity conflict(s) opened."
+        return _cycle_page(request, _cycle_get(cycle.pk), status=exc.http_status)
     messages.success(request, text)
     return redirect(cycle)
 
 
 @require_POST
+def planning_cycle_start_review(request: HttpRequest, pk: int) -> HttpResponse:
+    cycle = _cycle_get(pk)
+
+    def move() -> str:
+        started = planning.cycle_start_review(cycle=cycle, by=request.user)
+        text = f"{cycle} is in review: the board decides each filed line."
+        if started.unfiled:
+            codes = ", ".join(p.business_unit.code for p in started.unfiled)
+            text += (
+                f" Not filed yet: {codes} (they may still file late; unfiled plans get no quotas)."
+            )
+        if started.conflicts:
+            text += f" {len(started.conflicts)} capacity conflict(s) opened."
+        return text
+
+    return _cycle_move(request, cycle, move)
+
+
+@require_POST
 def planning_cycle_approve(request: HttpRequest, pk: int) -> HttpResponse:
     cycle = _cycle_get(pk)
-    try:
+
+    def move() -> str:
         result = planning.cycle_approve(cycle=cycle, by=request.user)
-    except DomainError as exc:
-        _refused(exc)
-        messages.error(request, exc.message)
-        return _cycle_page(request, _cycle_get(pk), status=exc.http_status)
-    messages.success(
-        request,
-        f"{cycle} is approved: {len(result.quotas)} quota(s) and {len(result.budgets)} "
-        "budget(s) now follow the plan.",
-    )
-    return redirect(cycle)
+        return (
+            f"{cycle} is approved: {len(result.quotas)} quota(s) and {len(result.budgets)} "
+            "budget(s) now follow the plan."
+        )
+
+    return _cycle_move(request, cycle, move)
 
 
 @require_POST
@@ -303,18 +316,15 @@ def planning_cycle_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         if not planning.cycle_may_cancel(request.user, cycle):
             raise PermissionDenied("Planning cycles are cancelled by finance and platform admins.")
         return _cycle_page(request, cycle, status=400, cancel_form=form)
-    try:
+
+    def move() -> str:
         planning.cycle_cancel(cycle=cycle, by=request.user, reason=form.cleaned_data["reason"])
-    except DomainError as exc:
-        _refused(exc)
-        messages.error(request, exc.message)
-        return _cycle_page(request, _cycle_get(pk), status=exc.http_status)
-    messages.success(
-        request,
-        f"{cycle} is cancelled: its plans are closed and its conflicts withdrawn. Open the "
-        "quarter again from Capacity planning when it is right.",
-    )
-    return redirect(cycle)
+        return (
+            f"{cycle} is cancelled: its plans are closed and its conflicts withdrawn. Open the "
+            "quarter again from Capacity planning when it is right."
+        )
+
+    return _cycle_move(request, cycle, move)
 
 
 # --- Plans -----------------------------------------------------------------------------------

@@ -28,15 +28,6 @@ def refused(*args, **kwargs):
 
 
 @pytest.fixture
-def not_eager():
-    """Tasks go to the broker, as in production (the suite runs them eagerly)."""
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    yield
-    celery_app.conf.task_always_eager = eager
-
-
-@pytest.fixture
 def broker_down(monkeypatch, not_eager):
     monkeypatch.setattr(approval_link_mail_task, "apply_async", refused)
 

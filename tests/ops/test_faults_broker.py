@@ -38,15 +38,6 @@ class Broker:
 
 
 @pytest.fixture
-def not_eager():
-    """Tasks go to the broker, as in production (the suite runs them eagerly)."""
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    yield
-    celery_app.conf.task_always_eager = eager
-
-
-@pytest.fixture
 def broker(monkeypatch, not_eager):
     fake = Broker()
     for task in (
