@@ -15,8 +15,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,6 +37,7 @@ from costs.models import (
     SyncRun,
 )
 from governance.api.exceptions import ErrorSerializer
+from governance.api.pagination import KeysetPagination
 from governance.api.parsers import StrictFormParser, StrictMultiPartParser
 from governance.api.permissions import IsCostManager
 from governance.choices import Role
@@ -176,26 +176,13 @@ class ChargebackView(APIView):
         return Response(result.as_dict())
 
 
-class CostRowCursorPagination(CursorPagination):
+class CostRowCursorPagination(KeysetPagination):
     """Cost rows page by usage day and id through a cursor (``next`` / ``previous``), never by
     page number: a bill has millions of rows, and counting or skipping them for every page is
     what would make the list slow. Filter by ``month`` or dates to narrow it."""
 
-    ordering = ("usage_date", "id")
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-    def decode_cursor(self, request: Request):
-        """DRF's cursor, whose position must be a usage day: a cursor is only base64, so an
-        edited one is refused like any unreadable cursor (404), never a 500 from the filter."""
-        cursor = super().decode_cursor(request)
-        if cursor is not None and cursor.position is not None:
-            try:
-                dt.date.fromisoformat(cursor.position)
-            except ValueError:
-                raise NotFound(self.invalid_cursor_message) from None
-        return cursor
+    key = "usage_date"
+    parse_key = staticmethod(dt.date.fromisoformat)
 
 
 class CostRowViewSet(viewsets.ReadOnlyModelViewSet):

@@ -1,10 +1,11 @@
 import base64
-from urllib.parse import urlencode
+import copy
+import itertools
 
 import pytest
 from rest_framework.test import APIClient
 
-from costs.models import AllocationRule, BillingImport
+from costs.models import AllocationRule, BillingImport, CostRow
 from governance.tokens import api_token_create
 from tests.factories import focus_line, write_focus
 
@@ -86,9 +87,35 @@ def test_costs_api_pages_every_row_once_by_day_through_cursors(api, october):
     )
     assert client.get("/api/v1/costs/?cursor=forged").status_code == 404
     # A cursor is base64 of its position: an edited one is refused the same way, not a 500.
-    for position in ("not-a-day", "2026-13-45", "x" * 5000):
-        edited = base64.b64encode(urlencode({"p": position}).encode()).decode()
+    for position in ("n|not-a-day|1", "n|2026-13-45|1", "x|2026-10-01|1", "n|2026-10-01|one"):
+        edited = base64.urlsafe_b64encode(position.encode()).decode()
         assert client.get("/api/v1/costs/", {"cursor": edited}).status_code == 404
+
+
+def test_costs_api_pages_forward_and_back_through_thousands_of_rows_of_one_day(api, october):
+    """More rows share a usage day than any offset would reach (a real bill has ~27k a
+    day): every row comes once going forward, and ``previous`` gives each page back."""
+    template = CostRow.objects.filter(usage_date="2026-10-05").first()
+    clones = []
+    for i in range(2_400):
+        template.pk, template.resource_id = None, f"r-clone-{i}"
+        clones.append(copy.copy(template))
+    CostRow.objects.bulk_create(clones)
+    client = as_user(api, october.finance)
+    wanted = list(CostRow.objects.order_by("usage_date", "id").values_list("id", flat=True))
+
+    pages, url = [], "/api/v1/costs/?page_size=1000"
+    while url:
+        body = client.get(url).json()
+        pages.append(([r["id"] for r in body["results"]], body["previous"]))
+        url = body["next"]
+    assert [i for ids, _ in pages for i in ids] == wanted
+    assert [len(ids) for ids, _ in pages] == [1000, 1000, len(wanted) - 2000]
+    assert pages[0][1] is None  # nothing before the first page
+    for (earlier, _), (_, previous) in itertools.pairwise(pages):
+        body = client.get(previous).json()
+        assert [r["id"] for r in body["results"]] == earlier
+    assert client.get(pages[1][1]).json()["previous"] is None  # back at the start
 
 
 def test_costs_summary_groups_by_business_unit(api, october):
