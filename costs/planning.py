@@ -115,6 +115,20 @@ def quarter_upcoming(today: dt.date) -> FiscalQuarter:
     return quarter_of(today, start_month=fiscal_start_month()).next()
 
 
+def quarter_to_plan(today: dt.date) -> FiscalQuarter:
+    """The first quarter from the upcoming one on without a cycle (a cancelled one aside):
+    what the page offers to open next."""
+    quarter = quarter_upcoming(today)
+    taken = set(
+        PlanningCycle.objects.exclude(status=CycleStatus.CANCELLED)
+        .filter(fiscal_year__gte=quarter.fiscal_year)
+        .values_list("fiscal_year", "quarter")
+    )
+    while (quarter.fiscal_year, quarter.quarter) in taken:
+        quarter = quarter.next()
+    return quarter
+
+
 def cycle_quarter(cycle: PlanningCycle) -> FiscalQuarter:
     """The cycle's quarter under the calendar in force (its months are stored on the row)."""
     return FiscalQuarter(cycle.fiscal_year, cycle.quarter, fiscal_start_month())

@@ -151,14 +151,16 @@ def _cycle_list_page(request: HttpRequest, *, form: CycleOpenForm | None = None,
     if not sees_all:
         for plan in planning.plan_list(user=user).filter(cycle__in=list(page.object_list)):
             mine.setdefault(plan.cycle_id, []).append(plan)
-    upcoming = planning.quarter_upcoming(timezone.now().date())
+    today = timezone.now().date()
+    upcoming = planning.quarter_upcoming(today)
     may_open = planning.planning_may_run(user)
+    to_plan = planning.quarter_to_plan(today) if may_open else None
     if may_open and form is None:
         board = ReviewBoard.objects.filter(is_active=True).order_by("name").first()
         form = CycleOpenForm(
             initial={
-                "fiscal_year": upcoming.fiscal_year,
-                "quarter": upcoming.quarter,
+                "fiscal_year": to_plan.fiscal_year,
+                "quarter": to_plan.quarter,
                 "board": board,
             }
         )
@@ -171,6 +173,7 @@ def _cycle_list_page(request: HttpRequest, *, form: CycleOpenForm | None = None,
             "sees_all": sees_all,
             "open_form": form if may_open else None,
             "next_quarter": upcoming,
+            "to_plan": to_plan,
             "calendar": planning.fiscal_calendar_text(),
             "commitments": commitment_services.commitments_may_see(user),
         },

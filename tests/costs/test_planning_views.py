@@ -64,6 +64,10 @@ def test_cycle_list_shows_cycles_and_the_open_form_to_finance_only(world, cycle)
     assert "FY2027 Q1" in body
     assert "Open the cycle" in body
     assert "Fiscal years run January to December" in body
+    # FY2027 Q1 has its cycle: the form offers the quarter after it.
+    assert "The first quarter without a cycle is FY2027 Q2" in body
+    assert "the next quarter, FY2027 Q1, has one" in body
+    assert '<option value="2" selected>' in body  # the form asks for Q2
     member = browser(world.ads_member).get(CYCLES).content.decode()
     assert "Open the cycle" not in member
     assert f'href="/costs/planning/plans/{plan_of(cycle, world.ads).pk}/">ADS</a>' in member
