@@ -174,6 +174,10 @@ def _endpoint_scope(
     return endpoints.order_by("pk")
 
 
+# What matching reads of an endpoint.
+MATCHED_FIELDS = ("pk", "resource_id", "provider", "name", "account_id", "region")
+
+
 class _EndpointMatcher:
     """Finds the endpoint a cost row's (lower-cased) resource id belongs to, if one."""
 
@@ -240,7 +244,7 @@ def _endpoint_costs(
     matcher = _EndpointMatcher(endpoints)
     visible = visible_unit_ids(user)
     out: dict[tuple[dt.date, int], dict[str, Decimal]] = defaultdict(dict)
-    for month, rid, currency, unit_id, amount in _candidate_sums(matcher, months, basis):
+    for month, rid, currency, unit_id, amount in _candidate_sums(months, basis):
         if visible is not None and unit_id not in visible:
             continue
         endpoint = matcher.match(rid)
@@ -251,14 +255,17 @@ def _endpoint_costs(
 
 
 def _candidate_sums(
-    matcher: _EndpointMatcher, months: Sequence[dt.date], basis: str
+    months: Sequence[dt.date], basis: str
 ) -> list[tuple[dt.date, str, str, int | None, Decimal]]:
     """(month, resource id, currency, unit, cost) of every row that may be an endpoint's, in
     one grouped query kept with the months' cost sums (the LIKE over a month's rows is the
-    slow part of a statement page; the matching after it is cheap)."""
+    slow part of a statement page; matching the rows to a reader's endpoints is cheap)."""
     if not months:
         return []
-    rows = matcher.rows(CostRow.objects.filter(billing_period__in=list(months)))
+    # The rows that may be any endpoint's: the same query (and cache entry) for every
+    # reader, whatever endpoints they see; the caller's matcher then keeps theirs.
+    every = _EndpointMatcher(Endpoint.objects.only(*MATCHED_FIELDS))
+    rows = every.rows(CostRow.objects.filter(billing_period__in=list(months)))
     if rows is None:
         return []
 
@@ -279,7 +286,7 @@ def _candidate_sums(
             for row in grouped
         ]
 
-    name = ("endpoint-sums", basis, str(matcher.candidates()))
+    name = ("endpoint-sums", basis, str(every.candidates()))
     return cost_months_cached(name, months, compute)
 
 

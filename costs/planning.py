@@ -669,6 +669,8 @@ def plan_notify(*, plan_id: int) -> bool:
         .annotate(line_count=Count("lines"))
         .get(pk=plan_id)
     )
+    if plan.cycle.status == CycleStatus.CANCELLED:
+        return False  # cancelled before the mail left: nothing to plan
     owner = plan.business_unit.owner
     if owner is None or not owner.email or not owner.is_active:
         logger.warning("plan %s: %s has no owner to e-mail", plan.pk, plan.business_unit.code)
@@ -698,7 +700,8 @@ def plan_notify(*, plan_id: int) -> bool:
 
 def planning_cycle_open_due(*, now: dt.datetime | None = None) -> PlanningCycle | None:
     """Beat: open the next quarter's cycle ``CAPGOV_PLANNING_OPENS_DAYS_BEFORE`` days before
-    it starts. Idempotent: a quarter that has a cycle (in any status) is left alone.
+    it starts. Idempotent: a quarter that has a cycle is left alone, and so is one whose cycle
+    was cancelled after its opening day (a person is re-opening it).
 
     Plans are due halfway between today and the quarter's first day.
     """
@@ -708,9 +711,15 @@ def planning_cycle_open_due(*, now: dt.datetime | None = None) -> PlanningCycle 
     opens_on = upcoming.first_month - dt.timedelta(days=settings.CAPGOV_PLANNING_OPENS_DAYS_BEFORE)
     if today < opens_on:
         return None
-    if PlanningCycle.objects.filter(
-        fiscal_year=upcoming.fiscal_year, quarter=upcoming.quarter
-    ).exists():
+    cycles = list(
+        PlanningCycle.objects.filter(fiscal_year=upcoming.fiscal_year, quarter=upcoming.quarter)
+    )
+    if any(c.status != CycleStatus.CANCELLED for c in cycles):
+        return None
+    # A cycle cancelled once the quarter's opening had come is someone's to open again by
+    # hand; one cancelled before (opened early by mistake) does not stop the schedule.
+    window = dt.datetime.combine(opens_on, dt.time(), tzinfo=dt.UTC)
+    if any((d := cycle_cancel_decision(c)) is None or d.decided_at >= window for c in cycles):
         return None
     due = today + dt.timedelta(days=(upcoming.first_month - today).days // 2)
     try:
@@ -730,6 +739,10 @@ def planning_cycle_open_due(*, now: dt.datetime | None = None) -> PlanningCycle 
 
 
 def _locked_plan(plan: CapacityPlan) -> CapacityPlan:
+    """The plan, locked, with its cycle as it is now: the cycle is locked first (the order
+    cycle_approve and cycle_cancel take them in), so no change to a plan lands in a cycle
+    that a concurrent cancel or approval has just moved on."""
+    list(PlanningCycle.objects.select_for_update().filter(pk=plan.cycle_id).values_list("pk"))
     return (
         CapacityPlan.objects.select_for_update(of=("self",))
         .select_related("cycle", "business_unit")
@@ -1040,7 +1053,7 @@ def cycle_cancel(*, cycle: PlanningCycle, by: User, reason: str) -> Decision:
     cycle.status = CycleStatus.CANCELLED
     cycle.save(update_fields=["status"])
     for entry in PlanConflict.objects.filter(cycle=cycle).select_related("conflict"):
-        conflict_withdraw(conflict=entry.conflict, decision=decision)
+        conflict_withdraw(conflict=entry.conflict, decision=decision)  # locks each
     return decision
 
 

@@ -464,7 +464,9 @@ class CapacityPlanViewSet(
     filterset_class = CapacityPlanFilterSet
 
     def get_queryset(self):
-        return _plans(self.request.user).order_by("-cycle__first_month", "business_unit__code")
+        return _plans(self.request.user).order_by(
+            "-cycle__first_month", "-cycle_id", "business_unit__code"
+        )
 
     def _answer(self, pk) -> Response:
         return Response(CapacityPlanSerializer(self.get_queryset().get(pk=pk)).data)

@@ -407,9 +407,13 @@ _KEEPING: contextvars.ContextVar[bool] = contextvars.ContextVar("cost_cache_keep
 
 
 def _keep(keys: Sequence[str], seconds: int) -> None:
-    if _KEEPING.get():
+    if not _KEEPING.get():
+        return
+    try:
         for key in keys:
             cache.touch(key, seconds)
+    except Exception as exc:  # any backend's connection error: the entries just expire
+        logger.warning("cost cache unavailable, not kept: %s", exc)
 
 
 def _cached(name: tuple, stamp: str, compute: Callable[[], _T]) -> _T:
@@ -476,7 +480,9 @@ def cost_months_cached(name: tuple, months: Sequence[dt.date], compute: Callable
     whatever else it depends on, such as the person's units, in ``name``), kept until one of
     the months changes."""
     stamps = _Stamps.read()
-    return _cached(name, ".".join(stamps.month(m) for m in sorted(months)), compute)
+    # The months are in the key: two months one import stored share a stamp.
+    ordered = sorted(months)
+    return _cached((*name, *ordered), ".".join(stamps.month(m) for m in ordered), compute)
 
 
 def cost_series_cached(

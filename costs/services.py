@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -248,9 +248,9 @@ def billing_import_run(
         rows_stored,
         billing_import.file_name,
     )
-    _statistics_refresh(rows_stored)
     _budgets_evaluate_after_import(billing_import)
     _cost_cache_warm_after_import(billing_import)
+    _statistics_refresh(rows_stored)
     return billing_import
 
 
@@ -265,8 +265,12 @@ def _statistics_refresh(rows_stored: int) -> None:
     handful of rows: nested loops over millions."""
     if connection.vendor != "postgresql" or rows_stored < ANALYZE_AFTER_ROWS:
         return
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE costs_costrow, costs_tagset")
+    tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in (CostRow, TagSet))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {tables}")
+    except DatabaseError as exc:  # the import is stored either way; autovacuum catches up
+        logger.warning("ANALYZE after billing import not run: %s", exc)
 
 
 def _cost_cache_warm_after_import(billing_import: BillingImport) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from celery import Celery, Task, signals
@@ -39,6 +40,13 @@ def task_route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
     return None
 
 
+# After the broker refused a task, the next ones are not offered to it for this long: each
+# offer costs a connection attempt and Celery's retries (about 0.6 s refused, seconds when
+# packets are dropped), and a request that queues fifty mails must not wait fifty times.
+BROKER_PAUSE_SECONDS = 10.0
+_broker_down_until = 0.0
+
+
 def enqueue(task: Task, *args: object) -> bool:
     """Send ``task`` to the broker; False, with a warning, when the broker cannot be reached.
 
@@ -46,15 +54,24 @@ def enqueue(task: Task, *args: object) -> bool:
     succeeds: what it wrote is committed either way. Imports, syncs and budget mails stay
     recorded as unsent and ``work_recover_task`` sends them again once the broker answers; any
     other task (a notification mail) is not retried, and the warning names it. Tasks that run
-    eagerly (the demo, tests) run here, and their own errors are not swallowed.
+    eagerly (the demo, tests) run here: an error of their own is the task's to report.
     """
+    global _broker_down_until
+    eager = task.app.conf.task_always_eager
+    if not eager and time.monotonic() < _broker_down_until:
+        logger.warning(
+            "%s(%s) not queued, the broker was unreachable a moment ago", task.name, args
+        )
+        return False
     try:
         task.delay(*args)
     except BrokerUnreachableError as exc:
-        if task.app.conf.task_always_eager:
+        if eager:
             raise  # the task itself failed: it ran here, no broker was asked
+        _broker_down_until = time.monotonic() + BROKER_PAUSE_SECONDS
         logger.warning("%s(%s) not queued, the broker is unreachable: %s", task.name, args, exc)
         return False
+    _broker_down_until = 0.0
     return True
 
 

@@ -20,6 +20,7 @@ from costs.models import (
     CapacityPlan,
     CommitmentOffer,
     CommitmentRecommendation,
+    CycleStatus,
     PlanConflict,
     PlanLine,
     PlanningCycle,
@@ -121,9 +122,11 @@ def seed_planning() -> str:
         u.username: u for u in User.objects.filter(username__in=["pat", "alex", "rhea", "adam"])
     }
     upcoming = planning.quarter_upcoming(timezone.now().date())
-    cycle = PlanningCycle.objects.filter(
-        fiscal_year=upcoming.fiscal_year, quarter=upcoming.quarter
-    ).first()
+    cycle = (
+        PlanningCycle.objects.filter(fiscal_year=upcoming.fiscal_year, quarter=upcoming.quarter)
+        .exclude(status=CycleStatus.CANCELLED)
+        .first()
+    )
     if cycle is None and "pat" in people:
         due = upcoming.first_month - dt.timedelta(days=7)
         cycle = planning.cycle_open(

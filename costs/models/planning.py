@@ -43,7 +43,7 @@ class PlanningCycle(models.Model):
     )
 
     class Meta:
-        ordering = ["-first_month"]
+        ordering = ["-first_month", "-pk"]  # a replaced, cancelled cycle after its successor
         constraints = [
             # Cancelled cycles stay on record beside the one that replaced them.
             models.UniqueConstraint(

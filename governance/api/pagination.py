@@ -88,7 +88,7 @@ class KeysetPagination(CursorPagination):
             return None
         try:
             direction, value, pk = base64.urlsafe_b64decode(encoded.encode()).decode().split("|")
-            if direction not in (FORWARD, BACKWARD):
+            if direction not in (FORWARD, BACKWARD) or not 0 <= int(pk) < 2**63:
                 raise ValueError(direction)
             return direction, self.parse_key(value), int(pk)
         except (binascii.Error, UnicodeError, ValueError):

@@ -258,5 +258,6 @@ def _close(conflict: CapacityConflict, decision: Decision) -> None:
 def conflict_withdraw(*, conflict: CapacityConflict, decision: Decision) -> None:
     """Close a conflict whose question went away (the plan that raised it was cancelled):
     resolved by ``decision``, which says why, with no vote and no further escalation."""
-    if conflict.status != ConflictStatus.RESOLVED:
+    conflict = CapacityConflict.objects.select_for_update().get(pk=conflict.pk)
+    if conflict.status != ConflictStatus.RESOLVED:  # a vote that closed it first stands
         _close(conflict, decision)

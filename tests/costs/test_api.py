@@ -87,7 +87,13 @@ def test_costs_api_pages_every_row_once_by_day_through_cursors(api, october):
     )
     assert client.get("/api/v1/costs/?cursor=forged").status_code == 404
     # A cursor is base64 of its position: an edited one is refused the same way, not a 500.
-    for position in ("n|not-a-day|1", "n|2026-13-45|1", "x|2026-10-01|1", "n|2026-10-01|one"):
+    for position in (
+        "n|not-a-day|1",
+        "n|2026-13-45|1",
+        "x|2026-10-01|1",
+        "n|2026-10-01|one",
+        "n|2026-10-01|99999999999999999999",  # past a 64-bit id (SQLite would overflow)
+    ):
         edited = base64.urlsafe_b64encode(position.encode()).decode()
         assert client.get("/api/v1/costs/", {"cursor": edited}).status_code == 404
 

@@ -266,3 +266,17 @@ def test_a_page_reads_the_cost_stamps_once_however_many_sums_it_shows(october, c
         selectors.chargeback_get(user=None, month=OCT)
         selectors.chargeback_daily(user=None, month=OCT)
     assert sum("FROM costs_allocationrule" in q["sql"] for q in ctx.captured_queries) == 2
+
+
+def test_two_months_one_import_stored_are_kept_apart(db, cached, tmp_path):
+    import_file(
+        tmp_path / "two-months.csv",
+        [
+            focus_line(cost="1.00", day="2026-10-05", period="2026-10-01"),
+            focus_line(cost="2.00", day="2026-11-05", period="2026-11-01"),
+        ],
+    )
+    # One import stored both months, so their stamps are equal: the months tell them apart.
+    assert selectors.cost_months_cached(("thing",), [OCT], lambda: "october") == "october"
+    assert selectors.cost_months_cached(("thing",), [NOV], lambda: "november") == "november"
+    assert selectors.cost_month_totals(month=NOV) == {"USD": D("2.00")}

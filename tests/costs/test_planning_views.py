@@ -431,6 +431,8 @@ def test_a_cycle_opened_by_mistake_is_cancelled_and_its_quarter_opened_again(wor
     assert "Opened with the wrong board." in body
     assert "Cancel this cycle" not in body
 
+    # A plan's mail still queued from the opening is not sent.
+    assert planning.plan_notify(plan_id=ads.pk) is False
     # Nothing moves in a cancelled cycle, and it is not cancelled twice.
     with pytest.raises(Exception, match="cancelled"):
         planning.plan_reopen(plan=ads, by=world.ads_owner)
@@ -466,3 +468,14 @@ def test_an_approved_cycle_is_not_cancelled_and_the_api_checks_roles_first(world
     )
     assert refused.status_code == 409
     assert "quotas and budgets are in force" in refused.json()["detail"]
+
+
+def test_the_schedule_opens_a_quarter_whose_early_cycle_was_cancelled(world, clock):
+    # Opened months early by mistake (Q2 instead of Q1), and cancelled before Q2's opening.
+    early = planning.cycle_open(fiscal_year=2027, quarter=2, by=world.finance)
+    planning.cycle_cancel(cycle=early, by=world.finance, reason="Meant Q1.")
+    clock.move_to(dt.datetime(2027, 3, 10, 6, 0, tzinfo=dt.UTC))  # in Q2's opening window
+    opened = planning.planning_cycle_open_due()
+    assert opened is not None
+    assert (opened.fiscal_year, opened.quarter, opened.status) == (2027, 2, "open")
+    assert planning.planning_cycle_open_due() is None  # once

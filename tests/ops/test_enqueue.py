@@ -79,3 +79,27 @@ def test_submitting_with_the_broker_down_succeeds_and_keeps_the_request(
         "governance.tasks.approval_link_mail_task"
     ] * 2
     assert mail.outbox == []
+
+
+def test_after_a_refusal_the_broker_is_left_alone_for_a_pause(monkeypatch, not_eager, caplog):
+    """A request queueing a mail per unit does not wait for a dead broker once per mail."""
+    from governance import celery as governance_celery
+
+    offered = []
+
+    def down(*args, **kwargs):
+        offered.append(args)
+        refused()
+
+    monkeypatch.setattr(approval_link_mail_task, "apply_async", down)
+    clock = [1000.0]
+    monkeypatch.setattr(governance_celery.time, "monotonic", lambda: clock[0])
+    assert [enqueue(approval_link_mail_task, f"link-{i}") for i in range(50)] == [False] * 50
+    assert len(offered) == 1  # one attempt; the other 49 were not offered
+    assert "was unreachable a moment ago" in caplog.records[-1].message
+
+    clock[0] += governance_celery.BROKER_PAUSE_SECONDS + 1
+    monkeypatch.setattr(approval_link_mail_task, "apply_async", lambda *a, **k: offered.append(a))
+    assert enqueue(approval_link_mail_task, "link-50") is True
+    assert enqueue(approval_link_mail_task, "link-51") is True
+    assert len(offered) == 3

@@ -17,6 +17,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from costs import services, sync, tasks
 from costs.models import BillingImport, Budget, BudgetAlert, CloudAccount, ImportStatus
+from governance import celery as governance_celery
 from governance.celery import app as celery_app
 from tests.factories import PASSWORD, OrgFactory, focus_line, write_focus
 
@@ -25,8 +26,18 @@ class Broker:
     """Stands in for the broker at the publish boundary: down (refuses) or up (records)."""
 
     def __init__(self) -> None:
-        self.up = False
+        self._up = False
         self.sent: list[tuple[str, tuple]] = []
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    @up.setter
+    def up(self, value: bool) -> None:
+        self._up = value
+        if value:  # back, and for longer than enqueue's pause after a refusal
+            governance_celery._broker_down_until = 0.0
 
     def publish(self, task):
         def apply_async(args=None, kwargs=None, **options):
