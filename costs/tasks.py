@@ -5,6 +5,7 @@ from smtplib import SMTPException
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
 from costs import chargeback, selectors, services, sync
 from costs.models import BillingImport
@@ -80,8 +81,11 @@ def cost_cache_warm_task(months: list[str] | None = None) -> int:
 
 @worker_ready.connect
 def _recover_on_worker_start(**_: object) -> None:
-    # A worker that starts (again) picks up what waited for it, without waiting for beat.
+    # A worker that starts (again) picks up what waited for it, without waiting for beat,
+    # and (after a deploy) fills the cost cache before the first visitor asks for it.
     enqueue(work_recover_task)
+    if settings.CAPGOV_COST_CACHE_SECONDS > 0:
+        enqueue(cost_cache_warm_task)
 
 
 @shared_task(acks_late=True)

@@ -280,3 +280,23 @@ def test_two_months_one_import_stored_are_kept_apart(db, cached, tmp_path):
     assert selectors.cost_months_cached(("thing",), [OCT], lambda: "october") == "october"
     assert selectors.cost_months_cached(("thing",), [NOV], lambda: "november") == "november"
     assert selectors.cost_month_totals(month=NOV) == {"USD": D("2.00")}
+
+
+def test_the_command_warms_every_month_for_the_first_visitor(october, cached):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("cost_cache_warm", stdout=out)
+    assert out.getvalue().startswith("Warmed 1 month(s)")
+    assert cost_queries(lambda: selectors.chargeback_get(user=None, month=OCT)) == 0
+
+
+def test_a_starting_worker_queues_a_warm_when_the_cache_is_on(cached, monkeypatch):
+    from costs import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks, "enqueue", lambda task, *args: queued.append(task.name))
+    tasks._recover_on_worker_start()
+    assert queued == ["costs.tasks.work_recover_task", "costs.tasks.cost_cache_warm_task"]
