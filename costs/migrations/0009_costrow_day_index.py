@@ -2,15 +2,20 @@
 
 from django.db import migrations, models
 
+from governance.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # The index builds concurrently on PostgreSQL (imports keep writing meanwhile), which
+    # cannot run inside a transaction.
+    atomic = False
 
     dependencies = [
         ('costs', '0008_costrow_month_day_index'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='costrow',
             index=models.Index(fields=['usage_date', 'id'], name='costrow_day'),
         ),
