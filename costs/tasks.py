@@ -152,7 +152,6 @@ def forecasts_refresh_task(measures: list[str] | None = None) -> int:
     """Beat (daily), and after a billing import (cost only): record the anomalies of the days
     that arrived, then refit every forecast; idempotent. Returns the forecasts refreshed."""
     from costs import forecasts
+    from costs.models import Measure
 
-    if measures:
-        return forecasts.forecasts_refresh_all(measures=measures).forecasts
-    return forecasts.forecasts_refresh_all().forecasts
+    return forecasts.forecasts_refresh_all(measures=measures or Measure.values).forecasts
