@@ -169,8 +169,9 @@ class DomainCollector(Collector):
         )
         counts = _status_counts(runs, "kind", "status")
         kinds = [value for value, _ in runs._meta.get_field("kind").choices]
+        statuses = _statuses(runs)
         for kind in kinds:
-            for status in _statuses(runs):
+            for status in statuses:
                 family.add_metric([kind, status], counts.get((kind, status), 0))
         yield family
         yield _duration_histogram(

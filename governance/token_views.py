@@ -15,15 +15,15 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from governance.choices import Role
 from governance.exceptions import DomainError
-from governance.models import ApiToken, TokenScope
+from governance.models import TokenScope
 from governance.tokens import (
     MAX_DAYS,
     NAME_MAX,
     api_token_create,
     api_token_list,
     api_token_list_all,
+    api_token_list_revocable,
     api_token_revoke,
 )
 
@@ -92,10 +92,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     user = request.user
-    visible = ApiToken.objects.select_related("user")
-    if not user.has_role(Role.PLATFORM_ADMIN):
-        visible = visible.filter(user=user)
-    token = get_object_or_404(visible, pk=pk)
+    token = get_object_or_404(api_token_list_revocable(user=user), pk=pk)
     try:
         api_token_revoke(token=token, by=user)
     except DomainError as exc:

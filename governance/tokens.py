@@ -123,12 +123,13 @@ def api_token_authenticate(*, key: str, ip: str | None = None) -> ApiToken:
 
     Raises ``TokenRefusedError`` saying why not, and what to do about it.
     """
-    token = ApiToken.objects.select_related("user").filter(key_hash=api_token_key_hash(key)).first()
-    if token is None:
+    try:
+        token = ApiToken.objects.select_related("user").get(key_hash=api_token_key_hash(key))
+    except ApiToken.DoesNotExist as exc:
         raise TokenRefusedError(
             "Invalid token: no API token has this key. Check that the whole key was copied "
             f"(it starts with {KEY_START}), or create one at {TOKENS_PAGE}."
-        )
+        ) from exc
     now = timezone.now()
     if token.revoked_at is not None:
         raise TokenRefusedError(
@@ -151,6 +152,13 @@ def api_token_authenticate(*, key: str, ip: str | None = None) -> ApiToken:
 def api_token_list(*, user: User) -> QuerySet[ApiToken]:
     """A person's own tokens, newest first, revoked and expired ones included."""
     return ApiToken.objects.filter(user=user).select_related("revoked_by")
+
+
+def api_token_list_revocable(*, user: User) -> QuerySet[ApiToken]:
+    """The tokens ``user`` may revoke (``api_token_revoke``): their own, or any for a platform
+    admin."""
+    tokens = ApiToken.objects.select_related("user")
+    return tokens if user.has_role(Role.PLATFORM_ADMIN) else tokens.filter(user=user)
 
 
 def api_token_list_all(*, user: User) -> QuerySet[ApiToken]:

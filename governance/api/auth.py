@@ -11,10 +11,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import SAFE_METHODS
 
 from governance.audit import audit_actor_set, client_address
-from governance.models import ApiToken
 from governance.tokens import TokenRefusedError, api_token_authenticate
 
 READ_SCOPE_MESSAGE = (
@@ -23,26 +22,12 @@ READ_SCOPE_MESSAGE = (
 )
 
 
-def token_allows(token: ApiToken, method: str) -> bool:
-    return token.writes or method in SAFE_METHODS
-
-
-class TokenScopePermission(BasePermission):
-    """A read-scope token reads only; session sign-ins and write tokens are not limited."""
-
-    message = READ_SCOPE_MESSAGE
-
-    def has_permission(self, request, view) -> bool:
-        token = request.auth
-        return not isinstance(token, ApiToken) or token_allows(token, request.method)
-
-
 class ApiTokenAuthentication(BaseAuthentication):
     """``Authorization: Token <key>``: the token's owner, with the token as ``request.auth``.
 
-    The scope is also checked here, not only by ``TokenScopePermission``: views that name
-    their own ``permission_classes`` (imports, syncs, statements) replace the default list,
-    and a read token must not write through them either.
+    The scope is checked here rather than by a permission class: views that name their own
+    ``permission_classes`` (imports, syncs, statements) replace the default list, and a read
+    token must not write through them either.
     """
 
     keyword = "Token"
@@ -65,7 +50,7 @@ class ApiTokenAuthentication(BaseAuthentication):
             token = api_token_authenticate(key=key, ip=client_address(request))
         except TokenRefusedError as exc:
             raise exceptions.AuthenticationFailed(exc.message) from exc
-        if not token_allows(token, request.method):
+        if not token.writes and request.method not in SAFE_METHODS:
             raise exceptions.PermissionDenied(READ_SCOPE_MESSAGE)
         audit_actor_set(user=token.user)
         return token.user, token
