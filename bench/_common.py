@@ -91,7 +91,7 @@ def database_mark(url: str, marker: str) -> None:
         )
 
 
-def setup_django(env: Mapping[str, str] | None = None, *, migrate: bool = True) -> None:
+def setup_django(env: Mapping[str, str] | None = None) -> None:
     """Set up Django in this process with ``env`` applied, and bring the schema up to date."""
     ensure_repo_on_path()
     os.environ.update(env or {})
@@ -100,8 +100,7 @@ def setup_django(env: Mapping[str, str] | None = None, *, migrate: bool = True) 
     from django.core.management import call_command
 
     django.setup()
-    if migrate:
-        call_command("migrate", verbosity=0, interactive=False)
+    call_command("migrate", verbosity=0, interactive=False)
 
 
 def free_port() -> int:

@@ -199,9 +199,7 @@ class Redis:
 def _pings(client) -> bool:
     try:
         return bool(client.ping())
-    except OSError:
-        return False
-    except Exception:  # redis.ConnectionError while it starts
+    except Exception:  # redis.ConnectionError (or a bare OSError) while it starts
         return False
 
 

@@ -122,7 +122,6 @@ COPY_COLUMNS = (
     "quantity",
 )  # fmt: skip
 SCALE = 10**10  # amounts are generated as integers of 1e-10, the stored precision
-UNTAGGED = "99914b932bd37a50b983c5e7c90ae93b"  # canonical_tags({}): the digest of no tags
 
 
 def bench_months(today: dt.date, count: int = 12) -> list[dt.date]:
@@ -176,7 +175,8 @@ def _resources(rows_total: int, days_total: int) -> tuple[list[dict], dict[str, 
     subs = _sub_accounts(rng)
     count = -(-rows_total // days_total)
     weights = [a[4] for a in ACCOUNTS]
-    resources, tag_sets = [], {UNTAGGED: {}}
+    untagged, no_tags = canonical_tags({})
+    resources, tag_sets = [], {untagged: no_tags}
     for n in range(count):
         account = rng.choices(range(len(ACCOUNTS)), weights=weights)[0]
         provider, account_id, account_name, currency, _ = ACCOUNTS[account]
@@ -231,6 +231,9 @@ def _month_frame(resources, tag_ids: dict[str, int], month: dt.date, import_id: 
     """One billing month: every resource on every day, plus a purchase and a few credits."""
     import polars as pl
 
+    from costs.ingest import canonical_tags
+
+    untagged = tag_ids[canonical_tags({})[0]]  # the tag set of no tags
     days = calendar.monthrange(month.year, month.month)[1]
     catalogue = (
         pl.DataFrame(resources)
@@ -256,7 +259,7 @@ def _month_frame(resources, tag_ids: dict[str, int], month: dt.date, import_id: 
     specials = pl.DataFrame(
         [
             # The month's Savings Plan purchase, untagged (the platform shares it).
-            {**resources[0], "tag_set_id": tag_ids[UNTAGGED], "d": 0,
+            {**resources[0], "tag_set_id": untagged, "d": 0,
              "charge_category": "Purchase", "service_name": "Savings Plans for AWS Compute usage",
              "resource_id": "arn:aws:savingsplans::210000000001:savingsplan/bench",
              "sku_id": "BENCH-SP", "quantity_i": 10**4, "list_i": 150_000 * SCALE,
@@ -447,8 +450,6 @@ WEIGHTS = {
 def drive(config: dict) -> dict:
     """Child process (gevent): sign in, run the users, return raw timings per endpoint."""
     import http.client
-    import re
-    from http.cookies import SimpleCookie
 
     import gevent
     from locust import FastHttpUser, between, events
@@ -456,39 +457,12 @@ def drive(config: dict) -> dict:
 
     host, port = "127.0.0.1", config["port"]
     base = f"http://{host}:{port}"
-    proxy = {"X-Forwarded-Proto": "https", "Host": f"{host}:{port}"}
+    proxy = {**_common.PROXY_HEADERS, "Host": f"{host}:{port}"}
 
     def sign_in(username: str) -> str:
         """The login form, as a browser would post it; returns the Cookie header to send."""
-        conn = http.client.HTTPConnection(host, port, timeout=30)
-        conn.request("GET", "/login/", headers=proxy)
-        page = conn.getresponse()
-        body = page.read().decode()
-        jar = SimpleCookie()
-        for header in page.headers.get_all("Set-Cookie") or []:
-            jar.load(header)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body)
-        if token is None or "csrftoken" not in jar:
-            raise SystemExit(f"no CSRF token on the login page ({page.status})")
-        form = f"username={username}&password={PASSWORD}&csrfmiddlewaretoken={token.group(1)}"
-        conn.request(
-            "POST",
-            "/login/",
-            body=form,
-            headers={
-                **proxy,
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Cookie": f"csrftoken={jar['csrftoken'].value}",
-                "Referer": f"https://{host}:{port}/login/",
-            },
-        )
-        answer = answer_body = conn.getresponse()
-        answer_body.read()
-        for header in answer.headers.get_all("Set-Cookie") or []:
-            jar.load(header)
-        if answer.status != 302 or "sessionid" not in jar:
-            raise SystemExit(f"signing in as {username} failed ({answer.status})")
-        return f"sessionid={jar['sessionid'].value}; csrftoken={jar['csrftoken'].value}"
+        jar = _common.Session(port, timeout=30).sign_in(username, PASSWORD).cookies
+        return f"sessionid={jar['sessionid']}; csrftoken={jar['csrftoken']}"
 
     cookies = {persona: sign_in(persona) for persona, _ in PERSONAS}
     plan = config["targets"]
@@ -536,7 +510,7 @@ def drive(config: dict) -> dict:
         def on_start(self):
             persona = personas[counter["n"] % len(personas)]
             counter["n"] += 1
-            self.headers = {"X-Forwarded-Proto": "https", "Cookie": cookies[persona]}
+            self.headers = {**_common.PROXY_HEADERS, "Cookie": cookies[persona]}
             self.paths = [line.split(" ", 1) for line in plan[persona]]
             self.rng = random.Random(counter["n"])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal as D
+from functools import partial
 
 import pytest
 from django.core.files.storage import default_storage
@@ -138,59 +139,20 @@ def allow(data_class: str, keep_days: int = 400) -> RetentionPolicy:
 def _month_lines(period: dt.date, days: list[int]) -> list[dict]:
     lines = []
     for day in days:
-        when = f"{period:%Y-%m}-{day:02d}"
-        stamp = f"{period:%Y-%m-%d}"
+        line = partial(focus_line, day=f"{period:%Y-%m}-{day:02d}", period=f"{period:%Y-%m-%d}")
         lines += [
-            focus_line(
-                cost=f"{day * 3}.1234567891",
-                tags={"team": "a"},
-                resource="a-gpu",
-                day=when,
-                period=stamp,
-            ),
-            focus_line(
+            line(cost=f"{day * 3}.1234567891", tags={"team": "a"}, resource="a-gpu"),
+            line(
                 cost=f"{day * 2}.3333333333",
                 tags={"Team": "A"},
                 resource="a-cpu",
                 service="Amazon EC2",
-                day=when,
-                period=stamp,
             ),
-            focus_line(
-                cost=f"{10 + day}.0049999999",
-                tags={"team": "b"},
-                resource=CHECKOUT,
-                day=when,
-                period=stamp,
-            ),
-            focus_line(
-                cost=f"{day}.6666666667",
-                tags={"team": "c"},
-                resource="c-gpu",
-                day=when,
-                period=stamp,
-            ),
-            focus_line(
-                cost="7.1111111111",
-                tags={"team": "plat"},
-                resource="control-plane",
-                day=when,
-                period=stamp,
-            ),
-            focus_line(
-                cost="1.0000000001",
-                tags={"team": "nobody"},
-                resource="orphan",
-                day=when,
-                period=stamp,
-            ),
-            focus_line(
-                cost="-0.7777777777",
-                category="Credit",
-                resource="a-gpu",
-                day=when,
-                period=stamp,
-            ),
+            line(cost=f"{10 + day}.0049999999", tags={"team": "b"}, resource=CHECKOUT),
+            line(cost=f"{day}.6666666667", tags={"team": "c"}, resource="c-gpu"),
+            line(cost="7.1111111111", tags={"team": "plat"}, resource="control-plane"),
+            line(cost="1.0000000001", tags={"team": "nobody"}, resource="orphan"),
+            line(cost="-0.7777777777", category="Credit", resource="a-gpu"),
         ]
     return lines
 

@@ -19,7 +19,7 @@ actions that need nothing), never a 403.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from governance.choices import Role
 
@@ -82,6 +82,11 @@ VERSION_MOVE = Rule(who={ENGINEER, ADMIN}, obj="version", ok=409, unit=True, acr
 BOARD_MOVE = Rule(
     who=BOARD, obj="version", ok=409, unit=True, across=BOARD, special={OUTSIDER + ENGINEER: 404}
 )
+# A retirement case's moves: its unit's people, and platform admins from any unit; finance of
+# another unit is refused (403), the rest of it do not see the case (404). Acting on it and
+# restoring it are platform admins' alone.
+CASE_MOVE = Rule(obj="case", unit=True, across={ADMIN}, special={OUTSIDER + FINANCE: 403})
+CASE_ADMIN_MOVE = replace(CASE_MOVE, who={ADMIN}, outside=404)
 
 
 def rule_for(name: str, method: str = "GET") -> Rule | None:
@@ -401,14 +406,7 @@ TABLE: dict[str, Rule | dict[str, Rule]] = {
     },
     "api:reconciliation": Rule(who=ORG_WIDE, ok=400),
     "api:retirement-case-act": {
-        "POST": Rule(
-            who={ADMIN},
-            obj="case",
-            unit=True,
-            across={ADMIN},
-            outside=404,
-            special={OUTSIDER + FINANCE: 403},
-        ),
+        "POST": CASE_ADMIN_MOVE,
     },
     "api:retirement-case-close": {
         "POST": Rule(obj="case", ok=400, unit=True),
@@ -419,22 +417,14 @@ TABLE: dict[str, Rule | dict[str, Rule]] = {
     },
     "api:retirement-case-list": Rule(),
     "api:retirement-case-restore": {
-        "POST": Rule(
-            who={ADMIN},
-            obj="case",
-            ok=409,
-            unit=True,
-            across={ADMIN},
-            outside=404,
-            special={OUTSIDER + FINANCE: 403},
-        ),
+        "POST": replace(CASE_ADMIN_MOVE, ok=409),
     },
     "api:retirement-case-retire": {
-        "POST": Rule(obj="case", unit=True, across={ADMIN}, special={OUTSIDER + FINANCE: 403}),
+        "POST": CASE_MOVE,
     },
     "api:retirement-case-steps": Rule(obj="case", unit=True),
     "api:retirement-case-wait": {
-        "POST": Rule(obj="case", unit=True, across={ADMIN}, special={OUTSIDER + FINANCE: 403}),
+        "POST": CASE_MOVE,
     },
     "api:retirement-policy-detail": Rule(obj="retirement-policy"),
     "api:retirement-policy-list": Rule(),
@@ -757,15 +747,7 @@ TABLE: dict[str, Rule | dict[str, Rule]] = {
     "registry:protocol-list": Rule(),
     "registry:retirement-case": Rule(obj="case", unit=True),
     "registry:retirement-case-act": {
-        "POST": Rule(
-            who={ADMIN},
-            obj="case",
-            ok=302,
-            unit=True,
-            across={ADMIN},
-            outside=404,
-            special={OUTSIDER + FINANCE: 403},
-        ),
+        "POST": replace(CASE_ADMIN_MOVE, ok=302),
     },
     "registry:retirement-case-close": {
         "POST": Rule(obj="case", ok=400, unit=True),
@@ -774,25 +756,13 @@ TABLE: dict[str, Rule | dict[str, Rule]] = {
         "POST": Rule(obj="case", ok=400, unit=True),
     },
     "registry:retirement-case-restore": {
-        "POST": Rule(
-            who={ADMIN},
-            obj="case",
-            ok=409,
-            unit=True,
-            across={ADMIN},
-            outside=404,
-            special={OUTSIDER + FINANCE: 403},
-        ),
+        "POST": replace(CASE_ADMIN_MOVE, ok=409),
     },
     "registry:retirement-case-retire": {
-        "POST": Rule(
-            obj="case", ok=302, unit=True, across={ADMIN}, special={OUTSIDER + FINANCE: 403}
-        ),
+        "POST": replace(CASE_MOVE, ok=302),
     },
     "registry:retirement-case-wait": {
-        "POST": Rule(
-            obj="case", ok=302, unit=True, across={ADMIN}, special={OUTSIDER + FINANCE: 403}
-        ),
+        "POST": replace(CASE_MOVE, ok=302),
     },
     "registry:retirement-cases": Rule(),
     "registry:retirement-consolidate": {

@@ -25,7 +25,6 @@ from governance.choices import Role
 from tests.proof import matrix
 from tests.proof.conftest import SUMMARY, UNIT_A
 
-ANONYMOUS = "anonymous"
 # CAPGOV_MATRIX_DUMP=file.json writes what every route answered (and tries more) by hand.
 DISCOVER = os.environ.get("CAPGOV_MATRIX_DUMP", "")
 ONLY = os.environ.get("CAPGOV_MATRIX_ONLY", "")  # a regex on URL names, with the dump
@@ -74,7 +73,7 @@ def _routes() -> dict[str, tuple[list[str], tuple[str, ...]]]:
 
 
 def _principals(world) -> dict[str, object]:
-    people: dict[str, object] = {ANONYMOUS: None}
+    people: dict[str, object] = {matrix.ANONYMOUS: None}
     people.update(world.by_role)
     people.update({f"{matrix.OUTSIDER}{role}": user for role, user in world.outsiders.items()})
     return people
