@@ -40,7 +40,7 @@ from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from costs.budgets import next_month
+from costs.budgets import month_of, next_month
 from costs.models import (
     BillingImport,
     CostRow,
@@ -743,7 +743,7 @@ def _prune_usage(
     def per_row(model) -> Decimal:
         return Decimal(sizes[model].bytes) / counts[model] if counts[model] else Decimal(0)
 
-    first = cutoff.replace(day=1)
+    first = month_of(cutoff)
     months = sorted(
         {
             _as_date(m)
@@ -868,7 +868,11 @@ def retention_prune(
         raise DomainError(
             f"Unknown data class {data_class!r}; choose one of {', '.join(DEFAULT_KEEP_DAYS)}."
         )
-    policy = retention_policies_ensure()[data_class]
+    return _prune(policy=retention_policies_ensure()[data_class], dry_run=dry_run, today=today)
+
+
+def _prune(*, policy: RetentionPolicy, dry_run: bool, today: dt.date | None) -> RetentionRun:
+    data_class = policy.data_class
     today = today or timezone.now().date()
     cutoff = policy_cutoff(policy, today)
     run = RetentionRun.objects.create(
@@ -929,5 +933,5 @@ def retention_prune_all(
             )
         if enabled_only and not policies[data_class].prune:
             continue
-        runs.append(retention_prune(data_class=data_class, dry_run=dry_run, by=by, today=today))
+        runs.append(_prune(policy=policies[data_class], dry_run=dry_run, today=today))
     return runs
