@@ -23,7 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from costs import charts, forecasts
 from costs.filters import BusinessEventFilterSet, CostAnomalyFilterSet, ForecastFilterSet
-from costs.models import BusinessEvent, EventKind, Forecast, Measure
+from costs.models import BusinessEvent, CostAnomaly, EventKind, Forecast, Measure
 from governance.exceptions import DomainError
 from governance.money import money_format
 
@@ -55,6 +55,16 @@ def measure_label(forecast: Forecast) -> str:
     if forecast.measure == Measure.COST:
         return f"Cost ({forecast.currency})"
     return "GPU-hours"
+
+
+def _anomaly_line(anomaly: CostAnomaly, forecast: Forecast) -> dict:
+    return {
+        "row": anomaly,
+        "actual": figure(anomaly.actual, forecast),
+        "expected": figure(anomaly.expected, forecast),
+        "interval": f"{figure(anomaly.lower, forecast)} to {figure(anomaly.upper, forecast)}",
+        "size": figure(anomaly.size, forecast),
+    }
 
 
 def _filtered(request: HttpRequest, filterset_class, base):
@@ -192,16 +202,7 @@ def forecast_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "measure": measure_label(forecast),
             "interval": f"{forecast.interval_percent.normalize():f}",
             "chart": _chart(forecast, points, anomalies, events, exclusions),
-            "anomalies": [
-                {
-                    "row": a,
-                    "actual": figure(a.actual, forecast),
-                    "expected": figure(a.expected, forecast),
-                    "interval": f"{figure(a.lower, forecast)} to {figure(a.upper, forecast)}",
-                    "size": figure(a.size, forecast),
-                }
-                for a in anomalies
-            ],
+            "anomalies": [_anomaly_line(a, forecast) for a in anomalies],
             "events": [{"row": e, "subject": subject_label(e)} for e in events],
             "exclusions": [
                 {
@@ -259,13 +260,9 @@ def anomaly_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     lines = [
         {
-            "row": a,
+            **_anomaly_line(a, a.forecast),
             "subject": subject_label(a.forecast),
             "measure": measure_label(a.forecast),
-            "actual": figure(a.actual, a.forecast),
-            "expected": figure(a.expected, a.forecast),
-            "interval": f"{figure(a.lower, a.forecast)} to {figure(a.upper, a.forecast)}",
-            "size": figure(a.size, a.forecast),
         }
         for a in page.object_list
     ]
@@ -329,14 +326,6 @@ class EventForm(forms.Form):
         return cls(data, user=user, initial=initial)
 
 
-def _may_create_events(user) -> bool:
-    return (
-        forecasts.may_manage(user=user)
-        or forecasts.manageable_units(user=user).exists()
-        or forecasts.manageable_pools(user=user).exists()
-    )
-
-
 def event_list(request: HttpRequest) -> HttpResponse:
     """The business-event calendar: what is expected to move spend, and by how much."""
     filterset, rows = _filtered(
@@ -362,7 +351,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
             "filter": filterset,
             "page": page,
             "lines": lines,
-            "may_create": _may_create_events(request.user),
+            "may_create": forecasts.event_may_create(user=request.user),
             "filtered": any(request.GET.get(n) for n in BusinessEventFilterSet.base_filters),
         },
     )
@@ -378,7 +367,7 @@ def _event_save(request: HttpRequest, form: EventForm, event: BusinessEvent | No
 
 @require_http_methods(["GET", "POST"])
 def event_create(request: HttpRequest) -> HttpResponse:
-    if not _may_create_events(request.user):
+    if not forecasts.event_may_create(user=request.user):
         raise PermissionDenied(
             "Business events are set by finance, platform admins and business-unit owners."
         )

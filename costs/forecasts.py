@@ -57,7 +57,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from costs import forecasting
@@ -91,11 +91,6 @@ FIELD = {
     SubjectKind.UNIT: "business_unit",
     SubjectKind.POOL: "pool",
     SubjectKind.ENDPOINT: "endpoint",
-}
-MODELS = {
-    SubjectKind.UNIT: BusinessUnit,
-    SubjectKind.POOL: CapacityPool,
-    SubjectKind.ENDPOINT: Endpoint,
 }
 Series = dict[dt.date, Decimal]
 # An event or exclusion naming no subject: it applies to every forecast.
@@ -1077,13 +1072,10 @@ def outlooks(forecasts: Sequence[Forecast], *, today: dt.date) -> dict[int, Outl
         .annotate(n=Count("pk"))
         .order_by()
     )
-    empty: dict = {}
+    totals = ("next_30", "next_90", "lower_90", "upper_90")
     return {
         pk: Outlook(
-            next_30=sums.get(pk, empty).get("next_30"),
-            next_90=sums.get(pk, empty).get("next_90"),
-            lower_90=sums.get(pk, empty).get("lower_90"),
-            upper_90=sums.get(pk, empty).get("upper_90"),
+            **{name: sums.get(pk, {}).get(name) for name in totals},
             anomalies=counts.get(pk, 0),
         )
         for pk in ids
@@ -1110,5 +1102,9 @@ def exclusions_for_forecast(forecast: Forecast) -> QuerySet[ForecastExclusion]:
     )
 
 
-def last_refresh() -> dt.datetime | None:
-    return Forecast.objects.aggregate(at=Max("generated_at"))["at"]
+def event_may_create(*, user: User | None) -> bool:
+    """May the person set some business event? Finance and platform admins, and the owner of
+    a unit (for it, its endpoints and the pools it runs: :func:`may_manage`)."""
+    if manages_costs(user):
+        return True
+    return user is not None and user.is_authenticated and bool(_owner_units(user))

@@ -34,7 +34,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from costs import services as cost_services
-from costs.budgets import days_in_month, next_month, previous_month
+from costs.budgets import days_in_month, month_of, next_month, previous_month
 from costs.fiscal import FiscalError, FiscalQuarter, describe, quarter_of
 from costs.models import (
     Budget,
@@ -127,11 +127,6 @@ def quarter_to_plan(today: dt.date) -> FiscalQuarter:
     while (quarter.fiscal_year, quarter.quarter) in taken:
         quarter = quarter.next()
     return quarter
-
-
-def cycle_quarter(cycle: PlanningCycle) -> FiscalQuarter:
-    """The cycle's quarter under the calendar in force (its months are stored on the row)."""
-    return FiscalQuarter(cycle.fiscal_year, cycle.quarter, fiscal_start_month())
 
 
 def cycle_months(cycle: PlanningCycle) -> list[dt.date]:
@@ -481,7 +476,7 @@ def _monthly_averages(
     """Σ GPU-hours per (unit, pool) over the last ``AVERAGE_MONTHS`` full calendar months,
     and per pool the number of those months with any usage reported (a month the data never
     arrived for is unknown, not zero, so it does not count)."""
-    end = today.replace(day=1)
+    end = month_of(today)
     start = end
     for _ in range(AVERAGE_MONTHS):
         start = previous_month(start)
@@ -507,19 +502,15 @@ def _hours(value: Decimal) -> Decimal:
     return value.quantize(HOURS, ROUND_HALF_UP)
 
 
-def plan_prefill(*, unit: BusinessUnit, months: list[dt.date], today: dt.date) -> list[Prefill]:
-    """What a unit's plan starts with: a line per pool it used in the last 90 days and month.
+def _prefills_for(
+    units: list[BusinessUnit], months: list[dt.date], today: dt.date
+) -> dict[int, list[Prefill]]:
+    """What each unit's plan starts with: a line per pool it used in the last 90 days and month.
 
     GPU-hours = the pool's GPU-hours forecast summed over the month's days x the unit's share
     of the pool's usage in the last 90 days; where no forecast covers the whole month, the
     unit's average month on the pool over the last three full months.
     """
-    return _prefills_for([unit], months, today).get(unit.pk, [])
-
-
-def _prefills_for(
-    units: list[BusinessUnit], months: list[dt.date], today: dt.date
-) -> dict[int, list[Prefill]]:
     per_unit, per_pool = _usage_last_days(today)
     pool_ids = {pool_id for (_, pool_id) in per_unit}
     pools = CapacityPool.objects.select_related("hardware_profile").in_bulk(pool_ids)
@@ -788,7 +779,7 @@ def _text_clean(value: str, *, what: str, limit: int = JUSTIFICATION_MAX) -> str
 
 
 def _month_clean(cycle: PlanningCycle, month: dt.date) -> dt.date:
-    month = month.replace(day=1)
+    month = month_of(month)
     if not cycle.first_month <= month <= cycle.last_month:
         raise DomainError(
             f"{month:%Y-%m} is not in {cycle} ({cycle.first_month:%Y-%m} to "
@@ -1478,25 +1469,65 @@ def cycle_approve(
     return result
 
 
-def cycle_cancel_decision(cycle: PlanningCycle) -> Decision | None:
-    """The Decision that cancelled the cycle, if it is cancelled."""
+def _cycle_decision(cycle: PlanningCycle, outcome: str) -> Decision | None:
     return (
         decision_list_for(
             subject_type_id=ContentType.objects.get_for_model(PlanningCycle).pk,
             subject_ids=[cycle.pk],
         )
-        .filter(outcome=DecisionOutcome.REJECTED)
+        .filter(outcome=outcome)
         .first()
     )
 
 
+def cycle_cancel_decision(cycle: PlanningCycle) -> Decision | None:
+    """The Decision that cancelled the cycle, if it is cancelled."""
+    return _cycle_decision(cycle, DecisionOutcome.REJECTED)
+
+
 def cycle_approval_decision(cycle: PlanningCycle) -> Decision | None:
     """The Decision that approved the cycle, if it is approved."""
+    return _cycle_decision(cycle, DecisionOutcome.APPROVED)
+
+
+# --- What a page offers ----------------------------------------------------------------------
+# The booleans below say, without raising, whether the matching service would accept the move
+# now; the pages show a form or button only when it is true.
+
+
+def cycle_may_start_review(user: User, cycle: PlanningCycle) -> bool:
+    """:func:`cycle_start_review` would accept ``user`` now."""
+    return cycle.status == CycleStatus.OPEN and planning_may_start_review(user)
+
+
+def cycle_may_approve(user: User, cycle: PlanningCycle) -> bool:
+    """:func:`cycle_approve` would let ``user`` try now (its other refusals aside)."""
+    return cycle.status == CycleStatus.REVIEW and planning_may_run(user)
+
+
+def plan_may_change(user: User, plan: CapacityPlan) -> bool:
+    """The plan's lines and justification may be changed and the plan filed by ``user`` now
+    (what the writes' own check refuses otherwise)."""
     return (
-        decision_list_for(
-            subject_type_id=ContentType.objects.get_for_model(PlanningCycle).pk,
-            subject_ids=[cycle.pk],
-        )
-        .filter(outcome=DecisionOutcome.APPROVED)
-        .first()
+        plan.status == PlanStatus.DRAFT
+        and plan.cycle.status in (CycleStatus.OPEN, CycleStatus.REVIEW)
+        and plan_may_edit(user, plan)
+    )
+
+
+def plan_may_reopen(user: User, plan: CapacityPlan) -> bool:
+    """:func:`plan_reopen` would accept ``user`` now."""
+    return (
+        plan.status == PlanStatus.FILED
+        and plan.cycle.status == CycleStatus.OPEN
+        and plan_may_edit(user, plan)
+    )
+
+
+def plan_lines_may_decide(user: User, plan: CapacityPlan) -> bool:
+    """``user`` may answer the plan's lines now (:func:`plan_line_decide`)."""
+    return (
+        plan.cycle.status == CycleStatus.REVIEW
+        and plan.status != PlanStatus.DRAFT
+        and line_may_decide(user, plan)
     )

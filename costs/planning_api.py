@@ -327,6 +327,14 @@ def _valid(serializer_class, request: Request) -> dict:
     return serializer.validated_data
 
 
+class _Reread:
+    """Answer a write with the row read again through the viewset's scoped queryset, so it
+    carries the annotations and joins the reads have."""
+
+    def _answer(self, pk, **kwargs) -> Response:
+        return Response(self.serializer_class(self.get_queryset().get(pk=pk)).data, **kwargs)
+
+
 # --- Cycles -----------------------------------------------------------------------------------
 
 
@@ -341,6 +349,7 @@ def _valid(serializer_class, request: Request) -> dict:
     ),
 )
 class PlanningCycleViewSet(
+    _Reread,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -367,10 +376,7 @@ class PlanningCycleViewSet(
             board=data.get("board"),
             by=request.user,
         )
-        return Response(
-            PlanningCycleSerializer(self.get_queryset().get(pk=cycle.pk)).data,
-            status=status.HTTP_201_CREATED,
-        )
+        return self._answer(cycle.pk, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Start the review (platform admins, the board); lists unfiled plans",
@@ -405,7 +411,7 @@ class PlanningCycleViewSet(
             )
         data = _valid(CycleCancelInputSerializer, request)
         planning.cycle_cancel(cycle=cycle, by=request.user, reason=data["reason"])
-        return Response(PlanningCycleSerializer(self.get_queryset().get(pk=cycle.pk)).data)
+        return self._answer(cycle.pk)
 
     @extend_schema(
         summary="Approve the reviewed plan (finance, platform admins): quotas and budgets",
@@ -456,7 +462,7 @@ def _plans(user):
     ),
 )
 class CapacityPlanViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    _Reread, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     """A business unit's capacity plan for one cycle."""
 
@@ -467,9 +473,6 @@ class CapacityPlanViewSet(
         return _plans(self.request.user).order_by(
             "-cycle__first_month", "-cycle_id", "business_unit__code"
         )
-
-    def _answer(self, pk) -> Response:
-        return Response(CapacityPlanSerializer(self.get_queryset().get(pk=pk)).data)
 
     def _editable(self) -> CapacityPlan:
         plan = self.get_object()
@@ -551,6 +554,7 @@ class CapacityPlanViewSet(
     ),
 )
 class PlanLineViewSet(
+    _Reread,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.DestroyModelMixin,
@@ -576,7 +580,7 @@ class PlanLineViewSet(
             gpu_hours=data.get("gpu_hours"),
             justification=data.get("justification"),
         )
-        return Response(PlanLineSerializer(self.get_queryset().get(pk=line.pk)).data)
+        return self._answer(line.pk)
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
         planning.plan_line_delete(line=self.get_object(), by=request.user)
@@ -601,7 +605,7 @@ class PlanLineViewSet(
             approved_gpu_hours=data.get("approved_gpu_hours"),
             alternatives=data.get("alternatives", ""),
         )
-        return Response(PlanLineSerializer(self.get_queryset().get(pk=line.pk)).data)
+        return self._answer(line.pk)
 
 
 # --- Commitments ------------------------------------------------------------------------------
@@ -639,7 +643,7 @@ class CommitmentOfferViewSet(viewsets.ReadOnlyModelViewSet):
     retrieve=extend_schema(summary="One recommendation with its risk table"),
 )
 class CommitmentRecommendationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    _Reread, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     """How much of each pool to commit per offer, its cost, saving, break-even and risk."""
 
@@ -669,7 +673,7 @@ class CommitmentRecommendationViewSet(
     @action(detail=True, methods=["post"], url_path="request")
     def purchase_request(self, request: Request, pk: str | None = None) -> Response:
         commitment_services.commitment_request(recommendation=self.get_object(), by=request.user)
-        return Response(CommitmentRecommendationSerializer(self.get_queryset().get(pk=pk)).data)
+        return self._answer(pk)
 
     @extend_schema(
         summary="Dismiss an open recommendation",
@@ -679,4 +683,4 @@ class CommitmentRecommendationViewSet(
     @action(detail=True, methods=["post"])
     def dismiss(self, request: Request, pk: str | None = None) -> Response:
         commitment_services.commitment_dismiss(recommendation=self.get_object(), by=request.user)
-        return Response(CommitmentRecommendationSerializer(self.get_queryset().get(pk=pk)).data)
+        return self._answer(pk)

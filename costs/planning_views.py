@@ -31,7 +31,6 @@ from costs.models import (
     LineStatus,
     PlanLine,
     PlanningCycle,
-    PlanStatus,
     RecommendationStatus,
 )
 from governance.exceptions import DomainError, PermissionDeniedError
@@ -82,7 +81,7 @@ HOURS_FIELD = {
 class CycleCancelForm(forms.Form):
     reason = forms.CharField(
         label="Why cancel it",
-        max_length=2000,
+        max_length=planning.RATIONALE_MAX,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Kept on the cycle's Decision, e.g. “Opened for the wrong quarter”.",
     )
@@ -137,6 +136,16 @@ class LineDecideForm(forms.Form):
 
 def _refused(exc: DomainError) -> None:
     if isinstance(exc, PermissionDeniedError):
+        raise PermissionDenied(exc.message) from exc
+
+
+def _plan_allowed(
+    check: Callable[[Any, CapacityPlan], None], request: HttpRequest, plan: CapacityPlan
+) -> None:
+    """Run a plan's permission check before the form is read: a refusal is a 403."""
+    try:
+        check(request.user, plan)
+    except PermissionDeniedError as exc:
         raise PermissionDenied(exc.message) from exc
 
 
@@ -240,9 +249,8 @@ def _cycle_page(
         "cycle": cycle,
         "plans": plans,
         "sees_all": sees_all,
-        "may_start_review": cycle.status == CycleStatus.OPEN
-        and planning.planning_may_start_review(user),
-        "may_approve": cycle.status == CycleStatus.REVIEW and planning.planning_may_run(user),
+        "may_start_review": planning.cycle_may_start_review(user, cycle),
+        "may_approve": planning.cycle_may_approve(user, cycle),
         "cancel_form": cancel_form
         or (CycleCancelForm() if planning.cycle_may_cancel(user, cycle) else None),
     }
@@ -343,16 +351,8 @@ def _plan_page(
     user = request.user
     cycle = plan.cycle
     lines = list(plan.lines.all())
-    editable = (
-        plan.status == PlanStatus.DRAFT
-        and cycle.status in (CycleStatus.OPEN, CycleStatus.REVIEW)
-        and planning.plan_may_edit(user, plan)
-    )
-    deciding = (
-        cycle.status == CycleStatus.REVIEW
-        and plan.status != PlanStatus.DRAFT
-        and planning.line_may_decide(user, plan)
-    )
+    editable = planning.plan_may_change(user, plan)
+    deciding = planning.plan_lines_may_decide(user, plan)
     prices = planning.pool_gpu_hour_prices([line.pool for line in lines])
     edit_forms = overrides.pop("edit_forms", {})
     decide_forms = overrides.pop("decide_forms", {})
@@ -391,9 +391,7 @@ def _plan_page(
         "editable": editable,
         "deciding": deciding,
         "may_file": editable,
-        "may_reopen": plan.status == PlanStatus.FILED
-        and cycle.status == CycleStatus.OPEN
-        and planning.plan_may_edit(user, plan),
+        "may_reopen": planning.plan_may_reopen(user, plan),
         "add_form": PlanLineForm(cycle=cycle) if editable else None,
         "justification_form": PlanJustificationForm(initial={"justification": plan.justification})
         if editable
@@ -411,10 +409,7 @@ def capacity_plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _plan_editor(request: HttpRequest, pk: int) -> CapacityPlan:
     """The plan, for its unit's people only (others who may read it get a 403)."""
     plan = _plan_get(request, pk)
-    try:
-        planning.plan_edit_check(request.user, plan)
-    except PermissionDeniedError as exc:
-        raise PermissionDenied(exc.message) from exc
+    _plan_allowed(planning.plan_edit_check, request, plan)
     return plan
 
 
@@ -532,10 +527,7 @@ def capacity_plan_reopen(request: HttpRequest, pk: int) -> HttpResponse:
 def plan_line_decide(request: HttpRequest, pk: int, line_pk: int) -> HttpResponse:
     plan = _plan_get(request, pk)
     line = _line_get(plan, line_pk)
-    try:
-        planning.line_decide_check(request.user, plan)
-    except PermissionDeniedError as exc:
-        raise PermissionDenied(exc.message) from exc
+    _plan_allowed(planning.line_decide_check, request, plan)
     form = LineDecideForm(request.POST, prefix=f"decide-{line.pk}")
     if not form.is_valid():
         return _plan_page(request, plan, status=400, decide_forms={line.pk: form})
